@@ -1,0 +1,328 @@
+"""Effectors: a skeleton moved by muscles along path geometries, stepped as a pure function of its state.
+
+One step: excitation (B, M) -> clip to [min_activation, 1] -> activation dynamics; geometry(q, qd) ->
+musculotendon length, velocity, moment arms; muscle model -> forces (B, M); forces x moment arms + loads ->
+generalised forces -> skeleton -> joint accelerations; the integrator advances the state. Parameters live in
+the components (immutable); the state is an `EffectorState` of (B, ...) tensors, passed in and returned.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from mn_gym.core.geometry import GEOMETRIES, Geometry
+from mn_gym.core.integrate import INTEGRATORS, Loads
+from mn_gym.core.muscle import Muscle, muscle_class
+from mn_gym.core.params import check_finite_positive
+from mn_gym.core.skeleton import SKELETONS, Skeleton
+
+
+class EffectorState(NamedTuple):
+    """The state of a batch of effectors; every tensor is (B, ...).
+
+    q, qd: joint positions and velocities (B, dof) (rad, rad/s; m, m/s for a point mass).
+    activation: muscle activation (B, M) in [min_activation, 1].
+    fibre_length: fibre length (B, M) in m for compliant-tendon muscles, else None.
+    mt_length, mt_velocity: musculotendon length (m) and velocity (m/s) (B, M) that the muscle force was
+        last computed from: the previous step's geometry under `euler`, the current one under `rk4`.
+    """
+
+    q: Tensor
+    qd: Tensor
+    activation: Tensor
+    fibre_length: Tensor | None
+    mt_length: Tensor
+    mt_velocity: Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.q.shape[0]
+
+    @property
+    def joint(self) -> Tensor:
+        """Joint positions then velocities, (B, 2 dof)."""
+        return torch.cat((self.q, self.qd), dim=-1)
+
+
+class Effector:
+    """A skeleton, a muscle model and a path geometry, integrated with a fixed time step.
+
+    Args:
+        skeleton, muscle, geometry: the components (see `mn_gym.core.skeleton`, `.muscle`, `.geometry`).
+        muscle_names: one name per muscle.
+        dt: time step (s) of one `step` call.
+        integrator: "euler" (MotorNet 0.3.0's explicit scheme) or "rk4" (classical, order 4).
+        n_substeps: integration sub-steps per `step` (each of dt / n_substeps), excitation held.
+        damping: joint damping (N m s/rad, or N s/m for a point mass) subtracted from the generalised force.
+        name: a label, kept in the configuration.
+        check_inputs: validate shapes, dtypes, devices and finiteness of step inputs (a small cost per step).
+    """
+
+    def __init__(
+        self,
+        skeleton: Skeleton,
+        muscle: Muscle,
+        geometry: Geometry,
+        muscle_names: Sequence[str],
+        *,
+        dt: float = 0.01,
+        integrator: str = "euler",
+        n_substeps: int = 1,
+        damping: float = 0.0,
+        name: str = "custom",
+        check_inputs: bool = True,
+    ) -> None:
+        self.skeleton, self.muscle, self.geometry = skeleton, muscle, geometry
+        self.muscle_names = tuple(str(n) for n in muscle_names)
+        if len(self.muscle_names) != muscle.n_muscles or geometry.n_muscles != muscle.n_muscles:
+            raise ValueError(f"muscle count mismatch: {len(self.muscle_names)} names, {muscle.n_muscles} in the "
+                             f"muscle model, {geometry.n_muscles} in the geometry")
+        if len(set(self.muscle_names)) != len(self.muscle_names):
+            raise ValueError(f"muscle names must be unique, got {self.muscle_names}")
+        geometry.check_skeleton(skeleton)
+        if integrator not in INTEGRATORS:
+            raise ValueError(f"unknown integrator {integrator!r}; known: {sorted(INTEGRATORS)}")
+        if not isinstance(n_substeps, int) or isinstance(n_substeps, bool) or n_substeps < 1:
+            raise ValueError(f"n_substeps must be a positive int, got {n_substeps!r}")
+        if not (isinstance(damping, (int, float)) and math.isfinite(damping) and damping >= 0):
+            raise ValueError(f"damping must be a finite number >= 0, got {damping!r}")
+        dtypes = {skeleton.dtype, muscle.dtype, geometry.dtype}
+        if len(dtypes) != 1:
+            raise TypeError(f"components must share one dtype, got {sorted(map(str, dtypes))}")
+        self.dt = check_finite_positive("dt", dt)
+        self.integrator = integrator
+        self._integrate = INTEGRATORS[integrator]
+        self.n_substeps = n_substeps
+        self.damping = float(damping)
+        self.name = name
+        self.check_inputs = check_inputs
+        self._min_activation = float(muscle.min_activation)
+
+    # ----------------------------------------------------------------------------------------- sizes
+    @property
+    def n_muscles(self) -> int:
+        return self.muscle.n_muscles
+
+    @property
+    def dof(self) -> int:
+        return self.skeleton.dof
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.skeleton.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.skeleton.device
+
+    @property
+    def muscle_state_names(self) -> tuple[str, ...]:
+        return self.muscle.state_names
+
+    def __repr__(self) -> str:
+        return (f"Effector(name={self.name!r}, skeleton={type(self.skeleton).__name__}, muscle={self.muscle.kind}, "
+                f"n_muscles={self.n_muscles}, dt={self.dt}, integrator={self.integrator!r}, "
+                f"n_substeps={self.n_substeps}, dtype={self.dtype}, device={self.device})")
+
+    # -------------------------------------------------------------------------------------- dynamics
+    def derivative(
+        self, q: Tensor, qd: Tensor, a: Tensor, l_m: Tensor | None, u: Tensor, loads: Loads,
+        path: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[tuple[Tensor, Tensor, Tensor, Tensor | None], tuple[Tensor, Tensor]]:
+        """d/dt of (q, qd, activation, fibre length) for clipped excitation `u`, plus the geometry's
+        (l_mt, v_mt) at (q, qd). The muscle sees `path` = (l_mt, v_mt) when given, else the current geometry."""
+        l_mt, v_mt, moment_arm = self.geometry(self.skeleton, q, qd)
+        seen_l, seen_v = (l_mt, v_mt) if path is None else path
+        rows = self.muscle.rows(a, seen_l, seen_v, l_m)
+        tau = torch.matmul(moment_arm, rows[-1].unsqueeze(-1)).squeeze(-1)  # (B, dof)
+        endpoint_load, joint_load = loads
+        if joint_load is not None:
+            tau = tau + joint_load
+        if self.damping:
+            tau = tau - self.damping * qd
+        qdd = self.skeleton.acceleration(q, qd, tau, endpoint_load)
+        adot = self.muscle.activation_rate(u, a)
+        ldot = rows[2] if self.muscle.compliant else None
+        return (qd, qdd, adot, ldot), (l_mt, v_mt)
+
+    def finish_step(self, x: tuple[Tensor, Tensor, Tensor, Tensor | None],
+                    path: tuple[Tensor, Tensor] | None) -> EffectorState:
+        """Clip activation, apply joint limits and attach the path the next force will use."""
+        q, qd, a, l_m = x
+        a = a.clamp(self._min_activation, 1.0)
+        q, qd = self.skeleton.limit(q, qd)
+        if path is None:
+            l_mt, v_mt, _ = self.geometry(self.skeleton, q, qd)
+        else:
+            l_mt, v_mt = path
+        return EffectorState(q, qd, a, l_m, l_mt, v_mt)
+
+    def step(
+        self,
+        state: EffectorState,
+        excitation: Tensor,
+        endpoint_load: Tensor | None = None,
+        joint_load: Tensor | None = None,
+    ) -> EffectorState:
+        """Advance `state` by `dt` under `excitation` (B, M) and optional loads; returns the new state.
+
+        Excitations are clipped to [min_activation, 1]. `endpoint_load` (B, 2) is a force on the endpoint
+        in the world frame (N); `joint_load` (B, dof) a generalised force on the joints (N m or N).
+        """
+        if self.check_inputs:
+            self._check_step_inputs(state, excitation, endpoint_load, joint_load)
+        u = excitation.clamp(self._min_activation, 1.0)
+        loads = (endpoint_load, joint_load)
+        h = self.dt / self.n_substeps
+        for _ in range(self.n_substeps):
+            state = self._integrate(self, state, u, loads, h)
+        return state
+
+    # ---------------------------------------------------------------------------------- initial state
+    def initial_state(self, joint_state: Tensor | Sequence) -> EffectorState:
+        """State with joints at `joint_state` ((B, dof) positions, or (B, 2 dof) positions then velocities)
+        and muscles at rest (activation = min_activation; compliant fibres at passive equilibrium)."""
+        js = torch.as_tensor(joint_state, dtype=self.dtype, device=self.device)
+        dof = self.dof
+        if js.dim() == 1:
+            js = js[None]
+        if js.dim() != 2 or js.shape[1] not in (dof, 2 * dof):
+            raise ValueError(f"joint_state must have shape (B, {dof}) or (B, {2 * dof}), got {tuple(js.shape)}")
+        if not bool(torch.isfinite(js).all()):
+            raise ValueError("joint_state contains NaN or inf")
+        q = js[:, :dof]
+        qd = js[:, dof:] if js.shape[1] == 2 * dof else torch.zeros_like(q)
+        sk = self.skeleton
+        outside = (q < sk.pos_lower) | (q > sk.pos_upper)
+        if bool(outside.any()):
+            rows = torch.nonzero(outside.any(-1)).flatten().tolist()
+            raise ValueError(f"initial joint positions outside the joint limits [{sk.pos_lower.tolist()}, "
+                             f"{sk.pos_upper.tolist()}] in batch rows {rows}: {q[rows].tolist()}")
+        if bool(((qd < sk.vel_lower) | (qd > sk.vel_upper)).any()):
+            raise ValueError("initial joint velocities outside the velocity limits")
+        l_mt, v_mt, _ = self.geometry(sk, q, qd)
+        a = torch.full_like(l_mt, self._min_activation)
+        l_m = self.muscle.initial_fibre_length(l_mt) if self.muscle.compliant else None
+        return EffectorState(q, qd, a, l_m, l_mt, v_mt)
+
+    def random_initial_state(self, batch_size: int, generator: torch.Generator | None = None) -> EffectorState:
+        """Joint positions uniform within the limits, at rest."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        sk = self.skeleton
+        r = torch.rand(batch_size, self.dof, generator=generator, dtype=self.dtype, device=self.device)
+        return self.initial_state(sk.pos_lower + r * (sk.pos_upper - sk.pos_lower))
+
+    # ---------------------------------------------------------------------------------- observables
+    def cartesian(self, state: EffectorState) -> Tensor:
+        """Endpoint [x, y, vx, vy] (B, 4) in m, m/s."""
+        return self.skeleton.endpoint(state.q, state.qd)
+
+    def muscle_state(self, state: EffectorState) -> Tensor:
+        """The muscle rows named in `muscle_state_names`, (B, n_rows, M)."""
+        rows = self.muscle.rows(state.activation, state.mt_length, state.mt_velocity, state.fibre_length)
+        return torch.stack(rows, dim=1)
+
+    def muscle_force(self, state: EffectorState) -> Tensor:
+        """Muscle forces (B, M) in N."""
+        return self.muscle.rows(state.activation, state.mt_length, state.mt_velocity, state.fibre_length)[-1]
+
+    def path_geometry(self, state: EffectorState) -> tuple[Tensor, Tensor, Tensor]:
+        """Current musculotendon length (B, M), velocity (B, M) and moment arms (B, dof, M)."""
+        return self.geometry(self.skeleton, state.q, state.qd)
+
+    # ---------------------------------------------------------------------------------- conversion
+    def replace(self, **changes: Any) -> Effector:
+        """A copy with some components or settings changed (skeleton, muscle, geometry, dt, ...)."""
+        kwargs: dict[str, Any] = dict(
+            skeleton=self.skeleton, muscle=self.muscle, geometry=self.geometry, muscle_names=self.muscle_names,
+            dt=self.dt, integrator=self.integrator, n_substeps=self.n_substeps, damping=self.damping,
+            name=self.name, check_inputs=self.check_inputs)
+        unknown = set(changes) - set(kwargs)
+        if unknown:
+            raise TypeError(f"unknown effector setting(s) {sorted(unknown)}; valid: {sorted(kwargs)}")
+        kwargs.update(changes)
+        return Effector(kwargs.pop("skeleton"), kwargs.pop("muscle"), kwargs.pop("geometry"),
+                        kwargs.pop("muscle_names"), **kwargs)
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Effector:
+        """A copy with every parameter on `device` and/or of `dtype`."""
+        return self.replace(skeleton=self.skeleton.to(device, dtype), muscle=self.muscle.to(device, dtype),
+                            geometry=self.geometry.to(device, dtype))
+
+    def config(self) -> dict[str, Any]:
+        """A JSON-ready description from which `Effector.from_config` rebuilds this effector exactly."""
+        return {
+            "name": self.name,
+            "muscle_names": list(self.muscle_names),
+            "dt": self.dt,
+            "integrator": self.integrator,
+            "n_substeps": self.n_substeps,
+            "damping": self.damping,
+            "skeleton": self.skeleton.config(),
+            "muscle": self.muscle.config(),
+            "geometry": self.geometry.config(),
+        }
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], *, dtype: torch.dtype = torch.float32,
+                    device: torch.device | str | None = None) -> Effector:
+        """Rebuild an effector from `config()` output."""
+        try:
+            sk_cfg, mu_cfg, ge_cfg = cfg["skeleton"], cfg["muscle"], cfg["geometry"]
+            kinds = (sk_cfg["type"], mu_cfg["type"], ge_cfg["type"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not an effector configuration: missing {exc}") from None
+        if kinds[0] not in SKELETONS:
+            raise ValueError(f"unknown skeleton type {kinds[0]!r}; known: {sorted(SKELETONS)}")
+        if kinds[2] not in GEOMETRIES:
+            raise ValueError(f"unknown geometry type {kinds[2]!r}; known: {sorted(GEOMETRIES)}")
+        kw = dict(dtype=dtype, device=device)
+        return cls(
+            SKELETONS[kinds[0]].from_config(sk_cfg, **kw),
+            muscle_class(kinds[1]).from_config(mu_cfg, **kw),
+            GEOMETRIES[kinds[2]].from_config(ge_cfg, **kw),
+            cfg["muscle_names"],
+            dt=cfg["dt"], integrator=cfg["integrator"], n_substeps=cfg["n_substeps"], damping=cfg["damping"],
+            name=cfg.get("name", "custom"),
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write `config()` as JSON."""
+        Path(path).write_text(json.dumps(self.config(), indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path, **kwargs: Any) -> Effector:
+        """Read an effector written by `save`."""
+        return cls.from_config(json.loads(Path(path).read_text()), **kwargs)
+
+    # ---------------------------------------------------------------------------------- validation
+    def _check_tensor(self, name: str, x: Any, shape: tuple[int, ...]) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.dtype != self.dtype:
+            raise TypeError(f"{name} has dtype {x.dtype}, but the effector uses {self.dtype}")
+        if x.device != self.device:
+            raise ValueError(f"{name} is on {x.device}, but the effector is on {self.device}")
+        if tuple(x.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} contains NaN or inf")
+
+    def _check_step_inputs(self, state: EffectorState, excitation: Any, endpoint_load: Any, joint_load: Any) -> None:
+        if not isinstance(state, EffectorState):
+            raise TypeError(f"state must be an EffectorState, got {type(state).__name__}")
+        b = state.batch_size
+        self._check_tensor("excitation", excitation, (b, self.n_muscles))
+        if endpoint_load is not None:
+            self._check_tensor("endpoint_load", endpoint_load, (b, 2))
+        if joint_load is not None:
+            self._check_tensor("joint_load", joint_load, (b, self.dof))
+

@@ -1,0 +1,157 @@
+"""Muscle path geometry: musculotendon length, velocity and moment arms from the joint state.
+
+Every geometry maps joint positions and velocities (B, dof) to
+    l_mt (B, M) musculotendon length (m), v_mt (B, M) its rate of change (m/s),
+    moment_arm (B, dof, M) = -d l_mt / d q (m, or m/rad for rotational joints),
+so that a muscle force F (N, pulling) produces the generalised force sum_m F_m moment_arm[:, :, m].
+This is the sign of Sherman, Seth & Delp (2013); MotorNet stores +d l_mt / d q and negates it in the torque.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mn_gym.core.params import Component, FloatLike
+from mn_gym.core.skeleton import Skeleton
+
+_MIN_SEGMENT_SQ = 1e-24  # squared length (m^2) below which a path segment counts as 1e-12 m long
+
+
+class Geometry(Component):
+    kind = "geometry"
+    settings = ("n_muscles", "dof")
+
+    def check_skeleton(self, skeleton: Skeleton) -> None:
+        """Raise if this geometry cannot drive `skeleton`."""
+        if self.dof != skeleton.dof:
+            raise ValueError(f"geometry has {self.dof} joints but {type(skeleton).__name__} has {skeleton.dof}")
+
+    def __call__(self, skeleton: Skeleton, q: Tensor, qd: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], *, dtype: torch.dtype = torch.float32, device: Any = None) -> Geometry:
+        settings = {name: cfg[name] for name in cls.settings}
+        return cls(**settings, **cfg["params"], dtype=dtype, device=device)
+
+
+class PolynomialGeometry(Geometry):
+    """Musculotendon length as a quadratic polynomial of each joint angle (Kistemaker et al. 2010 arm26).
+
+    With theta = q - offset: l_mt = a0 + sum_j (a1_j theta_j + a2_j theta_j^2), so
+    moment_arm_j = -(a1_j + 2 a2_j theta_j) and v_mt = -sum_j moment_arm_j qd_j.
+    Shapes: a0 (M,), a1 and a2 (dof, M), offset (dof,).
+    """
+
+    kind = "polynomial"
+
+    def __init__(self, n_muscles: int, dof: int, a0: FloatLike, a1: FloatLike, a2: FloatLike,
+                 offset: FloatLike = 0.0, *, dtype: torch.dtype = torch.float32, device: Any = None) -> None:
+        self.n_muscles, self.dof = n_muscles, dof
+        self._set_tensors(dict(a0=a0, a1=a1, a2=a2, offset=offset), dtype, device)
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        m, d = self.n_muscles, self.dof
+        return {"a0": (m,), "a1": (d, m), "a2": (d, m), "offset": (d,)}
+
+    def __call__(self, skeleton: Skeleton, q: Tensor, qd: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        theta = (q - self.offset)[:, :, None]  # (B, dof, 1)
+        dl_dq = self.a1 + 2.0 * self.a2 * theta  # (B, dof, M)
+        l_mt = self.a0 + ((self.a1 + self.a2 * theta) * theta).sum(1)
+        v_mt = (dl_dq * qd[:, :, None]).sum(1)
+        return l_mt, v_mt, -dl_dq
+
+
+class ConstantGeometry(Geometry):
+    """Constant moment arms (dof, M), as MotorNet's `Reacher` and `FreePointMass24`.
+
+    These effectors have no muscle path: l_mt and v_mt are reported as zero (MotorNet 0.3.0's convention),
+    so only muscle models that ignore length and velocity (`LinearMuscle`) make sense with them.
+    """
+
+    kind = "constant"
+
+    def __init__(self, n_muscles: int, dof: int, moment_arm: FloatLike, *, dtype: torch.dtype = torch.float32,
+                 device: Any = None) -> None:
+        self.n_muscles, self.dof = n_muscles, dof
+        self._set_tensors(dict(moment_arm=moment_arm), dtype, device)
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"moment_arm": (self.dof, self.n_muscles)}
+
+    def __call__(self, skeleton: Skeleton, q: Tensor, qd: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        zeros = q.new_zeros(q.shape[0], self.n_muscles)
+        return zeros, zeros, self.moment_arm.expand(q.shape[0], -1, -1)
+
+
+class ViaPointGeometry(Geometry):
+    """Muscle paths as straight segments between via points fixed to bodies (Sherman, Seth & Delp 2013).
+
+    Point p sits on body `bodies[p]` (0 = world, 1 = first link or the point mass, 2 = forearm) at local
+    coordinates `local[p]` (m); consecutive points of the same muscle (`point_muscle[p]`, non-decreasing)
+    form its segments. Per segment s with end-point difference d_s: length |d_s|, velocity
+    d_s . (J_s qd) / |d_s| and d length / d q = d_s . J_s / |d_s|, J_s the difference of the two points'
+    position Jacobians, so velocities and moment arms are exact (forearm points included while the shoulder
+    moves). All muscles and segments are evaluated at once; a segment sum matrix adds them per muscle.
+    """
+
+    kind = "via_points"
+    settings = ("n_muscles", "dof", "bodies", "point_muscle")
+
+    def __init__(self, n_muscles: int, dof: int, bodies: Sequence[int], point_muscle: Sequence[int],
+                 local: FloatLike, *, dtype: torch.dtype = torch.float32, device: Any = None) -> None:
+        self.n_muscles, self.dof = n_muscles, dof
+        self.bodies = [int(b) for b in bodies]
+        self.point_muscle = [int(m) for m in point_muscle]
+        if len(self.bodies) != len(self.point_muscle):
+            raise ValueError(f"bodies ({len(self.bodies)}) and point_muscle ({len(self.point_muscle)}) must have "
+                             "one entry per via point")
+        if any(b < 0 for b in self.bodies):
+            raise ValueError(f"body indices must be >= 0, got {self.bodies}")
+        if sorted(self.point_muscle) != self.point_muscle or set(self.point_muscle) != set(range(n_muscles)):
+            raise ValueError("point_muscle must list each muscle index 0..n_muscles-1, grouped in order")
+        counts = [self.point_muscle.count(m) for m in range(n_muscles)]
+        if min(counts) < 2:
+            raise ValueError(f"every muscle needs at least 2 via points; points per muscle: {counts}")
+        self._set_tensors(dict(local=local), dtype, device)
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"local": (len(self.bodies), 2)}
+
+    def check_skeleton(self, skeleton: Skeleton) -> None:
+        super().check_skeleton(skeleton)
+        if max(self.bodies) >= skeleton.n_bodies:
+            raise ValueError(f"a via point sits on body {max(self.bodies)}, but {type(skeleton).__name__} has "
+                             f"bodies 0..{skeleton.n_bodies - 1}")
+
+    def _refresh(self) -> None:
+        device = self.local.device
+        pm = self.point_muscle
+        starts = [p for p in range(len(pm) - 1) if pm[p] == pm[p + 1]]
+        self._body = torch.tensor(self.bodies, device=device)
+        self._start = torch.tensor(starts, device=device)
+        self._end = self._start + 1
+        self._sum = torch.zeros(len(starts), self.n_muscles, dtype=self.local.dtype, device=device)
+        self._sum[torch.arange(len(starts)), torch.tensor([pm[p] for p in starts])] = 1.0
+        self._sum = self._sum.to(device)
+
+    def __call__(self, skeleton: Skeleton, q: Tensor, qd: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        pos, jac = skeleton.point_kinematics(q, self._body, self.local)
+        d = pos[:, self._end] - pos[:, self._start]  # (B, S, 2)
+        dj = jac[:, self._end] - jac[:, self._start]  # (B, S, 2, dof)
+        length = torch.sqrt((d * d).sum(-1).clamp_min(_MIN_SEGMENT_SQ))  # (B, S)
+        dl_dq = (d[..., None] * dj).sum(-2) / length[..., None]  # (B, S, dof)
+        v_seg = (dl_dq * qd[:, None, :]).sum(-1)
+        l_mt = length @ self._sum
+        v_mt = v_seg @ self._sum
+        moment_arm = -torch.einsum("bsd,sm->bdm", dl_dq, self._sum)
+        return l_mt, v_mt, moment_arm
+
+
+GEOMETRIES: dict[str, type[Geometry]] = {
+    cls.kind: cls for cls in (PolynomialGeometry, ConstantGeometry, ViaPointGeometry)
+}

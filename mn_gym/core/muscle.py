@@ -1,0 +1,392 @@
+"""Muscle models: activation dynamics and force production, vectorised over batch and muscles.
+
+Every tensor here is `(B, M)`: B batch elements, M muscles; per-muscle parameters are `(M,)`.
+A muscle model turns activation `a`, musculotendon length `l_mt` (m) and velocity `v_mt` (m/s) (and, for
+the compliant tendon, the fibre length `l_m`) into the rows of `state_names`: activation first, force (N)
+last. Those rows are what MotorNet 0.3.0 stores as its muscle state, so the golden files compare directly.
+
+Models and sources:
+- `LinearMuscle`: force = activation x max isometric force.
+- `KistemakerMuscle`: rigid-tendon Hill model of Kistemaker, Van Soest & Bobbert (2010), J Neurophysiol
+  103:1457 (contraction dynamics of Van Soest & Bobbert 1993).
+- `ThelenMuscle`: rigid-tendon Thelen (2003), J Biomech Eng 125:70.
+- `MujocoMuscle`: the MuJoCo muscle curves (MuJoCo documentation, "Muscles"), rigid tendon.
+- `CompliantKistemakerMuscle`: Kistemaker et al. (2010) with an elastic tendon; the fibre length is a state.
+Activation dynamics for all: Thelen (2003) / MuJoCo first-order form with activation-dependent time constants.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from mn_gym.core.params import Component, FloatLike
+
+# Kistemaker / Van Soest & Bobbert contraction-dynamics constants.
+_S_AS = 0.001  # slope of the lengthening force-velocity curve near vn = 0
+_FL_WIDTH_SQ = 0.66**2  # width of the parabolic active force-length curve (squared)
+_FL_MIN = 0.01  # floor of the active force-length curve
+_A_REL = 0.41  # Hill constant a_rel (normalised)
+_B_REL = 5.2  # Hill constant b_rel (1/s, normalised by optimal length)
+_Q_CRIT = 0.3  # activation below which b_rel is reduced
+_Q_MIN = 0.005
+_K_SE = 1.0 / 0.04**2  # tendon stiffness: 4 % strain at max isometric force
+_SQRT_K_SE = 25.0
+
+# Thelen (2003) constants.
+_TH_AF = 0.25
+_TH_FLEN = 1.4
+_TH_GAMMA = 0.45
+_TH_KPE = 5.0
+_TH_EPS0 = 0.6
+
+
+def activation_rate(u: Tensor, a: Tensor, tau_act: Tensor, tau_deact: Tensor) -> Tensor:
+    """d(activation)/dt (1/s) for excitation `u` and activation `a`, both (B, M).
+
+    tau = tau_act (0.5 + 1.5 a) while rising (u > a), tau_deact / (0.5 + 1.5 a) while falling (Thelen 2003).
+    """
+    f = 0.5 + 1.5 * a
+    tau = torch.where(u > a, tau_act * f, tau_deact / f)
+    return (u - a) / tau
+
+
+class Muscle(Component):
+    """Base class: per-muscle parameters plus the activation-dynamics constants.
+
+    Subclasses define `state_names`, `required` (properties the user must give), `_derive` (fills derived
+    parameters from properties unless the user gave them) and `rows`.
+    """
+
+    kind = "muscle"
+    settings = ("n_muscles",)
+    state_names: ClassVar[tuple[str, ...]]
+    compliant: ClassVar[bool] = False
+    per_muscle: ClassVar[tuple[str, ...]] = ("max_isometric_force",)
+    required: ClassVar[tuple[str, ...]] = ("max_isometric_force",)
+    properties: ClassVar[tuple[str, ...]] = ()  # accepted by the constructor only, to derive parameters
+    default_activation: ClassVar[dict[str, float]] = {
+        "min_activation": 0.0,
+        "tau_activation": 0.015,
+        "tau_deactivation": 0.05,
+    }
+
+    def __init__(
+        self,
+        n_muscles: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+        **params: FloatLike,
+    ) -> None:
+        if not isinstance(n_muscles, int) or n_muscles < 1:
+            raise ValueError(f"n_muscles must be a positive int, got {n_muscles!r}")
+        self.n_muscles = n_muscles
+        valid = set(self.tensor_shapes()) | set(self.properties)
+        unknown = set(params) - valid
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown parameter(s) {sorted(unknown)}; valid: {sorted(valid)}")
+        missing = [name for name in self.required if name not in params]
+        if missing:
+            raise TypeError(f"{type(self).__name__}: missing required parameter(s) {missing}")
+        values: dict[str, Any] = dict(self.default_activation)
+        values.update(params)
+        values = self._derive(values)
+        for name in self.properties:
+            values.pop(name, None)
+        self._set_tensors(values, dtype, device)
+        for name in ("max_isometric_force", "optimal_fibre_length", "max_velocity", "tau_activation",
+                     "tau_deactivation"):
+            if name in values and not bool((getattr(self, name) > 0).all()):
+                raise ValueError(f"{type(self).__name__}: parameter {name!r} must be > 0")
+        if not 0.0 <= float(self.min_activation) < 1.0:
+            raise ValueError(f"min_activation must lie in [0, 1), got {float(self.min_activation)}")
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = {name: (self.n_muscles,) for name in self.per_muscle}
+        shapes.update({name: () for name in self.default_activation})
+        return shapes
+
+    def _derive(self, values: dict[str, Any]) -> dict[str, Any]:
+        return values
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], *, dtype: torch.dtype = torch.float32, device: Any = None) -> Muscle:
+        return cls(cfg["n_muscles"], dtype=dtype, device=device, **cfg["params"])
+
+    def activation_rate(self, u: Tensor, a: Tensor) -> Tensor:
+        """d(activation)/dt for excitation `u` (already clipped) and activation `a`, (B, M)."""
+        return activation_rate(u, a, self.tau_activation, self.tau_deactivation)
+
+    def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
+        """The muscle-state rows named in `state_names`, each (B, M)."""
+        raise NotImplementedError
+
+    def initial_fibre_length(self, l_mt: Tensor) -> Tensor:
+        raise TypeError(f"{type(self).__name__} has a rigid tendon: its fibre length is not a state")
+
+    def proprioception_scale(self) -> tuple[Tensor, Tensor]:
+        """(length scale (m), velocity scale (m/s)), each (M,), that normalise fibre length and velocity."""
+        one = torch.ones_like(self.max_isometric_force)
+        return one, one
+
+
+class LinearMuscle(Muscle):
+    """Force = activation x max isometric force; length and velocity rows are the musculotendon values.
+
+    MotorNet's `ReluMuscle`. Rows: activation, length (m), velocity (m/s), force (N).
+    """
+
+    kind = "linear"
+    state_names = ("activation", "muscle length", "muscle velocity", "force")
+
+    def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
+        return a, l_mt, v_mt, a * self.max_isometric_force
+
+
+class _HillMuscle(Muscle):
+    """Shared parameters of the Hill-type models (all lengths in m, velocities in m/s)."""
+
+    per_muscle = (
+        "max_isometric_force",
+        "tendon_slack_length",
+        "optimal_fibre_length",
+        "passive_slack_length",
+        "max_velocity",
+    )
+    required = ("max_isometric_force", "tendon_slack_length", "optimal_fibre_length")
+    properties = ("normalized_slack_length",)
+    default_normalized_slack: ClassVar[float] = 1.4
+
+    def _derive(self, values: dict[str, Any]) -> dict[str, Any]:
+        l0_ce = torch.as_tensor(values["optimal_fibre_length"], dtype=torch.float64)
+        if "passive_slack_length" in values and "normalized_slack_length" in values:
+            raise TypeError("give either passive_slack_length (m) or normalized_slack_length, not both")
+        ns = torch.as_tensor(values.get("normalized_slack_length", self.default_normalized_slack), dtype=torch.float64)
+        values.setdefault("passive_slack_length", ns * l0_ce)
+        values.setdefault("max_velocity", 10.0 * l0_ce)
+        return values
+
+    def proprioception_scale(self) -> tuple[Tensor, Tensor]:
+        return self.optimal_fibre_length, self.max_velocity
+
+
+def _kistemaker_hill_terms(a: Tensor, ln: Tensor, flce: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """a_rel, b_rel and the isometric active force fa = a * flce of the Kistemaker (2010) model.
+
+    a_rel drops with the force-length factor above optimal length (Van Soest & Bobbert 1993); b_rel drops
+    at low activation.
+    """
+    a_rel = torch.where(ln > 1.0, _A_REL * flce, torch.full_like(flce, _A_REL))
+    b_rel = torch.where(a < _Q_CRIT, _B_REL * (1.0 - 0.9 * (a - _Q_CRIT) / (_Q_MIN - _Q_CRIT)) ** 2,
+                        torch.full_like(a, _B_REL))
+    return a_rel, b_rel, a * flce
+
+
+def _kistemaker_lengthening_coeffs(a: Tensor, fa: Tensor, flce: Tensor, a_rel: Tensor, b_rel: Tensor):
+    """p1, p2, p3 of the lengthening branch: F = (-p1 p3 + p1 s vn + p2 - p3 vn + s vn^2) / (p1 + vn)."""
+    d0 = a * (flce + a_rel) / b_rel
+    denom = _S_AS - 2.0 * d0
+    half = 0.5 * fa
+    return -half / denom, half * half / denom, -1.5 * fa
+
+
+class KistemakerMuscle(_HillMuscle):
+    """Rigid-tendon Hill muscle of Kistemaker et al. (2010).
+
+    Fibre length l_m = max(l_mt - l0_se, 0), fibre velocity = v_mt. Rows: activation, fibre length (m),
+    fibre velocity (m/s), passive force-length, active force-length, normalised active force (activation,
+    force-length and force-velocity together), force (N).
+    """
+
+    kind = "kistemaker"
+    state_names = ("activation", "muscle length", "muscle velocity", "force-length PE", "force-length CE",
+                   "force-velocity CE", "force")
+    per_muscle = _HillMuscle.per_muscle + ("passive_stiffness",)
+    default_activation = {"min_activation": 0.001, "tau_activation": 0.015, "tau_deactivation": 0.05}
+
+    def _derive(self, values: dict[str, Any]) -> dict[str, Any]:
+        values = super()._derive(values)
+        if "passive_stiffness" not in values:
+            ratio = torch.as_tensor(values["passive_slack_length"], dtype=torch.float64) / torch.as_tensor(
+                values["optimal_fibre_length"], dtype=torch.float64)
+            values["passive_stiffness"] = 1.0 / (1.66 - ratio) ** 2
+        return values
+
+    def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
+        l0_ce = self.optimal_fibre_length
+        l_m = (l_mt - self.tendon_slack_length).clamp_min(0.0)
+        ln = l_m / l0_ce
+        vn = v_mt / self.max_velocity
+        flpe = self.passive_stiffness * ((l_m - self.passive_slack_length) / l0_ce).clamp_min(0.0) ** 2
+        flce = (1.0 - (ln - 1.0) ** 2 / _FL_WIDTH_SQ).clamp_min(_FL_MIN)
+        a_rel, b_rel, fa = _kistemaker_hill_terms(a, ln, flce)
+        p1, p2, p3 = _kistemaker_lengthening_coeffs(a, fa, flce, a_rel, b_rel)
+        # Each branch sees only its own side of vn = 0, so the unused branch never divides by ~0 (NaN grads).
+        vs = vn.clamp_max(0.0)
+        vl = vn.clamp_min(0.0)
+        shortening = (vs * a * a_rel + fa * b_rel) / (b_rel - vs)
+        lengthening = (-p1 * p3 + p1 * _S_AS * vl + p2 - p3 * vl + _S_AS * vl * vl) / (p1 + vl)
+        active = torch.where(vn < 0.0, shortening, lengthening).clamp_min(0.0)
+        force = (active + flpe) * self.max_isometric_force
+        return a, l_m, v_mt, flpe, flce, active, force
+
+
+class ThelenMuscle(_HillMuscle):
+    """Rigid-tendon muscle of Thelen (2003): Gaussian active force-length, exponential passive force.
+
+    Fibre length l_m = max(l_mt - l0_se, 1 mm). Rows: activation, fibre length (m), fibre velocity (m/s),
+    passive force-length, active force-length, force-velocity factor, force (N).
+    """
+
+    kind = "thelen"
+    state_names = KistemakerMuscle.state_names
+    default_activation = KistemakerMuscle.default_activation
+    default_normalized_slack = 1.0
+
+    def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
+        l0_ce = self.optimal_fibre_length
+        l_m = (l_mt - self.tendon_slack_length).clamp_min(0.001)
+        vn = v_mt / self.max_velocity
+        flce = torch.exp(-((l_m / l0_ce - 1.0) ** 2) / _TH_GAMMA)
+        flpe = ((torch.exp(_TH_KPE / _TH_EPS0 * (l_m - self.passive_slack_length) / l0_ce) - 1.0)
+                / math.expm1(_TH_KPE)).clamp_min(0.0)
+        base = _TH_AF * (3.0 * a + 1.0)
+        vs = vn.clamp_max(0.0)
+        vl = vn.clamp_min(0.0)
+        shortening = (base + 4.0 * _TH_AF * vs) / (base - 4.0 * vs)
+        c = 3.0 * _TH_AF * (_TH_FLEN - 1.0) * a + _TH_AF * (_TH_FLEN - 1.0)
+        lengthening = (c + 8.0 * (_TH_AF + 1.0) * _TH_FLEN * vl) / (c + 8.0 * (_TH_AF + 1.0) * vl)
+        fv = torch.where(vn <= 0.0, shortening, lengthening).clamp_min(0.0)
+        force = (a * flce * fv + flpe) * self.max_isometric_force
+        return a, l_m, v_mt, flpe, flce, fv, force
+
+
+def _mujoco_bump(x: Tensor, lo: Tensor | float, mid: Tensor | float, hi: Tensor | float) -> Tensor:
+    """MuJoCo's piecewise-quadratic bump: 0 outside (lo, hi), 1 at mid, knots at the half points."""
+    left = 0.5 * (lo + mid)
+    right = 0.5 * (mid + hi)
+    y = torch.where(
+        x <= left,
+        0.5 * ((x - lo) / (left - lo)) ** 2,
+        torch.where(
+            x <= mid,
+            1.0 - 0.5 * ((mid - x) / (mid - left)) ** 2,
+            torch.where(x <= right, 1.0 - 0.5 * ((x - mid) / (right - mid)) ** 2,
+                        0.5 * ((hi - x) / (hi - right)) ** 2),
+        ),
+    )
+    return torch.where((x <= lo) | (x >= hi), torch.zeros_like(y), y)
+
+
+class MujocoMuscle(_HillMuscle):
+    """Rigid-tendon muscle with MuJoCo's force-length, force-velocity and passive curves.
+
+    `max_velocity` is in m/s: the normalised velocity is v_mt / max_velocity (as in MotorNet 0.3.0). MuJoCo
+    itself divides by (optimal length x vmax), so MuJoCo's `vmax` corresponds to max_velocity / L0 here.
+    `fpmax` is the passive force at length `lmax`, in units of Fmax (MotorNet names it
+    `normalized_slack_muscle_length`, default 1.3). Rows as `ThelenMuscle`.
+    """
+
+    kind = "mujoco"
+    state_names = KistemakerMuscle.state_names
+    per_muscle = ("max_isometric_force", "tendon_slack_length", "optimal_fibre_length", "max_velocity", "lmin",
+                  "lmax", "fvmax", "fpmax", "passive_scale")
+    properties = ()
+    default_activation = {"min_activation": 0.0, "tau_activation": 0.01, "tau_deactivation": 0.04}
+    defaults: ClassVar[dict[str, float]] = {"max_velocity": 1.5, "lmin": 0.5, "lmax": 1.6, "fvmax": 1.2,
+                                            "fpmax": 1.3, "passive_scale": 1.0}
+
+    def _derive(self, values: dict[str, Any]) -> dict[str, Any]:
+        for name, value in self.defaults.items():
+            values.setdefault(name, value)
+        return values
+
+    def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
+        l_m = (l_mt - self.tendon_slack_length).clamp_min(0.001)
+        length = l_m / self.optimal_fibre_length
+        v = v_mt / self.max_velocity
+        b = 0.5 * (1.0 + self.lmax)
+        cubic = 0.25 * self.fpmax * ((length - 1.0) / (b - 1.0)).clamp_min(0.0) ** 3
+        linear = 0.25 * self.fpmax * (1.0 + 3.0 * (length - b) / (b - 1.0))
+        passive = torch.where(length <= b, cubic, linear)
+        fl = _mujoco_bump(length, self.lmin, 1.0, self.lmax) + 0.15 * _mujoco_bump(
+            length, self.lmin, 0.5 * (self.lmin + 0.95), 0.95)
+        c = self.fvmax - 1.0
+        fv = torch.where(
+            v <= 0.0,
+            (v.clamp_min(-1.0) + 1.0) ** 2,
+            torch.where(v <= c, self.fvmax - (c - v.clamp_max(c)) ** 2 / c, self.fvmax.expand_as(v)),
+        )
+        force = (a * fl * fv + self.passive_scale * passive) * self.max_isometric_force
+        return a, l_m, v_mt, passive, fl, fv, force
+
+
+class CompliantKistemakerMuscle(KistemakerMuscle):
+    """Kistemaker et al. (2010) Hill muscle in series with an elastic tendon; fibre length is a state.
+
+    Tendon force-length: 625 (strain)^2, capped at 1 (x Fmax). The contractile element carries the tendon
+    force minus the passive fibre force; inverting the force-velocity curve of `KistemakerMuscle` gives the
+    normalised fibre velocity vn, and d(fibre length)/dt = vn * max_velocity (m/s).
+
+    Differs from MotorNet 0.3.0 by design: MotorNet advances the fibre length by vn * l0_ce per second while
+    reporting vn * max_velocity (10x faster) as the fibre velocity, and it reduces a_rel below optimal length
+    (its rigid model, and Van Soest & Bobbert 1993, reduce it above). Rows: activation, fibre length (m),
+    fibre velocity (m/s), passive force-length, tendon force-length, active force (x Fmax), force (N).
+    """
+
+    kind = "compliant_kistemaker"
+    compliant = True
+    state_names = ("activation", "muscle length", "muscle velocity", "force-length PE", "force-length SE",
+                   "active force", "force")
+    default_activation = {"min_activation": 0.01, "tau_activation": 0.015, "tau_deactivation": 0.05}
+
+    def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
+        if l_m is None:
+            raise ValueError("the compliant muscle needs its fibre length l_m")
+        l0_ce = self.optimal_fibre_length
+        l0_se = self.tendon_slack_length
+        strain = ((l_mt - l_m - l0_se) / l0_se).clamp_min(0.0)
+        flse = (_K_SE * strain * strain).clamp_max(1.0)
+        flpe = self.passive_stiffness * ((l_m - self.passive_slack_length) / l0_ce).clamp_min(0.0) ** 2
+        active = (flse - flpe).clamp_min(0.0)
+        ln = l_m / l0_ce
+        flce = (1.0 - (ln - 1.0) ** 2 / _FL_WIDTH_SQ).clamp_min(_FL_MIN)
+        a_rel, b_rel, fa = _kistemaker_hill_terms(a, ln, flce)
+        shortening = b_rel * (active - fa) / (active + a * a_rel)
+        p1, p2, p3 = _kistemaker_lengthening_coeffs(a, fa, flce, a_rel, b_rel)
+        lin = p1 * _S_AS - p3 - active
+        disc = (lin * lin - 4.0 * _S_AS * (p2 - p1 * p3 - active * p1)).clamp_min(1e-30)
+        lengthening = (-lin + torch.sqrt(disc)) / (2.0 * _S_AS)
+        vn = torch.where(active < fa, shortening, lengthening)
+        return a, l_m, vn * self.max_velocity, flpe, flse, active, flse * self.max_isometric_force
+
+    def initial_fibre_length(self, l_mt: Tensor) -> Tensor:
+        """Fibre length (B, M) at which tendon force equals passive fibre force (zero activation).
+
+        Where the musculotendon is too short to stretch the passive element, the tendon is slack and the
+        fibre takes the whole length (at least 0.1 % of optimal length).
+        """
+        l0_ce = self.optimal_fibre_length
+        l0_se = self.tendon_slack_length
+        l0_pe = self.passive_slack_length
+        root_k = torch.sqrt(self.passive_stiffness)
+        stretched = (_SQRT_K_SE * (l_mt - l0_se) / l0_se + root_k * l0_pe / l0_ce) / (_SQRT_K_SE / l0_se + root_k / l0_ce)
+        slack = torch.maximum(l_mt - l0_se, 0.001 * l0_ce)
+        return torch.where(l_mt < l0_se + l0_pe, slack, stretched)
+
+
+MUSCLES: dict[str, type[Muscle]] = {
+    cls.kind: cls for cls in (LinearMuscle, KistemakerMuscle, ThelenMuscle, MujocoMuscle, CompliantKistemakerMuscle)
+}
+
+
+def muscle_class(name: str) -> type[Muscle]:
+    """The muscle model registered under `name` (see `MUSCLES`)."""
+    try:
+        return MUSCLES[name]
+    except KeyError:
+        raise ValueError(f"unknown muscle model {name!r}; known: {sorted(MUSCLES)}") from None

@@ -1,0 +1,129 @@
+"""Immutable containers of named parameter tensors, shared by skeletons, muscles and geometries.
+
+A component keeps every tensor its equations use (derived coefficients included), so that a JSON export
+rebuilds it bit for bit and a user-supplied value is used as given, never recomputed behind the user's back.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+FloatLike = float | Sequence[float] | Tensor
+
+
+def as_tensor(
+    name: str,
+    value: FloatLike,
+    shape: tuple[int, ...],
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    positive: bool = False,
+    nonnegative: bool = False,
+) -> Tensor:
+    """Convert `value` to a tensor of `shape`, broadcasting a scalar; raise a clear error otherwise.
+
+    Gradients are kept when `value` is already a tensor, so parameters can be optimised.
+    """
+    if isinstance(value, Tensor):
+        t = value.to(dtype=dtype, device=device)
+    else:
+        try:
+            t = torch.as_tensor(value, dtype=dtype, device=device)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"parameter {name!r} must be a number or a sequence of numbers, got {value!r}") from exc
+    if t.dim() == 0 and shape != ():
+        t = t.expand(shape).clone()
+    if tuple(t.shape) != shape:
+        raise ValueError(f"parameter {name!r} must have shape {shape}, got {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"parameter {name!r} must be finite, got {t.tolist()}")
+    if positive and not bool((t > 0).all()):
+        raise ValueError(f"parameter {name!r} must be > 0, got {t.tolist()}")
+    if nonnegative and not bool((t >= 0).all()):
+        raise ValueError(f"parameter {name!r} must be >= 0, got {t.tolist()}")
+    return t
+
+
+class Component:
+    """Base of every physics component: a fixed set of named tensors plus a few plain settings.
+
+    Subclasses list their tensors in `tensor_shapes` (name -> shape built from the component's sizes) and
+    their plain settings in `settings`. Instances are treated as immutable: `replace`, `to` return copies.
+    """
+
+    kind: ClassVar[str] = "component"
+    settings: ClassVar[tuple[str, ...]] = ()
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        raise NotImplementedError
+
+    def _set_tensors(self, values: Mapping[str, FloatLike], dtype: torch.dtype, device: Any) -> None:
+        shapes = self.tensor_shapes()
+        unknown = set(values) - set(shapes)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown parameter(s) {sorted(unknown)}; valid: {sorted(shapes)}")
+        missing = set(shapes) - set(values)
+        if missing:
+            raise TypeError(f"{type(self).__name__}: missing parameter(s) {sorted(missing)}")
+        for name, shape in shapes.items():
+            setattr(self, name, as_tensor(name, values[name], shape, dtype=dtype, device=device))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Recompute cached plain-Python facts about the tensors (after construction or `replace`)."""
+
+    def tensors(self) -> dict[str, Tensor]:
+        """The parameter tensors by name."""
+        return {name: getattr(self, name) for name in self.tensor_shapes()}
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(iter(self.tensors().values())).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.tensors().values())).device
+
+    def replace(self, **values: FloatLike) -> Component:
+        """A copy with some parameter tensors replaced (validated against their shapes)."""
+        new = copy.copy(self)
+        shapes = self.tensor_shapes()
+        for name, value in values.items():
+            if name not in shapes:
+                raise TypeError(f"{type(self).__name__}: unknown parameter {name!r}; valid: {sorted(shapes)}")
+            setattr(new, name, as_tensor(name, value, shapes[name], dtype=self.dtype, device=self.device))
+        new._refresh()
+        return new
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Component:
+        """A copy with every tensor moved to `device` and/or cast to `dtype`."""
+        new = copy.copy(self)
+        for name, t in self.tensors().items():
+            setattr(new, name, t.to(device=device, dtype=dtype))
+        new._refresh()
+        return new
+
+    def config(self) -> dict[str, Any]:
+        """JSON-ready description; `from_config` rebuilds an identical component."""
+        out: dict[str, Any] = {"type": self.kind}
+        out.update({name: getattr(self, name) for name in self.settings})
+        out["params"] = {name: t.detach().cpu().double().tolist() for name, t in self.tensors().items()}
+        return out
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.settings)
+        return f"{type(self).__name__}({body})"
+
+
+def check_finite_positive(name: str, value: float) -> float:
+    """Validate a plain positive number (time steps, masses given as floats)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)

@@ -1,0 +1,262 @@
+"""Skeletons: rigid-body dynamics of a planar point mass and a planar two-link arm, batched.
+
+Shapes: joint positions `q` and velocities `qd` are (B, dof); generalised forces (B, dof); endpoint forces
+(B, 2) in the world frame (N). Body-fixed points for muscle paths: `point_kinematics` gives their world
+positions (B, P, 2) and position Jacobians (B, P, 2, dof).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from mn_gym.core.params import Component, FloatLike
+
+
+class Skeleton(Component):
+    """Base: joint bounds plus the dynamics interface."""
+
+    kind = "skeleton"
+    dof: ClassVar[int] = 2
+    n_bodies: ClassVar[int] = 2  # body 0 is the world
+    bound_names = ("pos_lower", "pos_upper", "vel_lower", "vel_upper")
+
+    def _bound_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: (self.dof,) for name in self.bound_names}
+
+    def _check_bounds(self) -> None:
+        if not bool((self.pos_lower < self.pos_upper).all()):
+            raise ValueError(f"joint bounds must satisfy pos_lower < pos_upper, got {self.pos_lower.tolist()} "
+                             f"and {self.pos_upper.tolist()}")
+        if not bool((self.vel_lower < self.vel_upper).all()):
+            raise ValueError("joint velocity bounds must satisfy vel_lower < vel_upper")
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], *, dtype: torch.dtype = torch.float32, device: Any = None) -> Skeleton:
+        return cls(dtype=dtype, device=device, **cfg["params"])
+
+    def acceleration(self, q: Tensor, qd: Tensor, tau: Tensor, endpoint_force: Tensor | None) -> Tensor:
+        """Joint accelerations (B, dof) under generalised force `tau` and an endpoint force (world frame)."""
+        raise NotImplementedError
+
+    def endpoint(self, q: Tensor, qd: Tensor) -> Tensor:
+        """Endpoint position and velocity [x, y, vx, vy], (B, 4) in m and m/s."""
+        raise NotImplementedError
+
+    def point_kinematics(self, q: Tensor, body: Tensor, local: Tensor) -> tuple[Tensor, Tensor]:
+        """World positions (B, P, 2) and Jacobians d position / d q (B, P, 2, dof) of body-fixed points.
+
+        `body` (P,) holds each point's body index (0 = world); `local` (P, 2) its coordinates in that body.
+        """
+        raise NotImplementedError
+
+    def limit(self, q: Tensor, qd: Tensor) -> tuple[Tensor, Tensor]:
+        """Hard joint limits: clip velocities to their bounds, stop motion pushing past a position bound,
+        then clamp positions (as MotorNet 0.3.0). Gradients are zero through an active limit."""
+        qd = torch.minimum(torch.maximum(qd, self.vel_lower), self.vel_upper)
+        outward = ((q >= self.pos_upper) & (qd > 0)) | ((q <= self.pos_lower) & (qd < 0))
+        qd = torch.where(outward, torch.zeros_like(qd), qd)
+        q = torch.minimum(torch.maximum(q, self.pos_lower), self.pos_upper)
+        return q, qd
+
+    def kinetic_energy(self, q: Tensor, qd: Tensor) -> Tensor:
+        """Kinetic energy (B,) in J."""
+        raise NotImplementedError
+
+    def potential_energy(self, q: Tensor) -> Tensor:
+        """Gravitational potential energy (B,) in J (zero for a horizontal plane)."""
+        return torch.zeros(q.shape[0], dtype=q.dtype, device=q.device)
+
+
+class PointMass(Skeleton):
+    """A point of mass `mass` (kg) moving in the plane; its 'joints' are its x and y position (m).
+
+    Dynamics: m qdd = tau + F_endpoint (Newton). Body 1 is the mass itself. Default bounds +-1 m, +-1000 m/s.
+    """
+
+    kind = "point_mass"
+
+    def __init__(
+        self,
+        mass: FloatLike = 1.0,
+        pos_lower: FloatLike = -1.0,
+        pos_upper: FloatLike = 1.0,
+        vel_lower: FloatLike = -1000.0,
+        vel_upper: FloatLike = 1000.0,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self._set_tensors(dict(mass=mass, pos_lower=pos_lower, pos_upper=pos_upper, vel_lower=vel_lower,
+                               vel_upper=vel_upper), dtype, device)
+        if not bool(self.mass > 0):
+            raise ValueError(f"mass must be > 0, got {float(self.mass)}")
+        self._check_bounds()
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"mass": (), **self._bound_shapes()}
+
+    def acceleration(self, q: Tensor, qd: Tensor, tau: Tensor, endpoint_force: Tensor | None) -> Tensor:
+        if endpoint_force is not None:
+            tau = tau + endpoint_force
+        return tau / self.mass
+
+    def endpoint(self, q: Tensor, qd: Tensor) -> Tensor:
+        return torch.cat((q, qd), dim=-1)
+
+    def point_kinematics(self, q: Tensor, body: Tensor, local: Tensor) -> tuple[Tensor, Tensor]:
+        on_mass = (body == 1).to(q.dtype)  # (P,)
+        pos = local + on_mass[:, None] * q[:, None, :]
+        eye = torch.eye(2, dtype=q.dtype, device=q.device)
+        jac = (on_mass[:, None, None] * eye).expand(q.shape[0], -1, -1, -1)
+        return pos, jac
+
+    def kinetic_energy(self, q: Tensor, qd: Tensor) -> Tensor:
+        return 0.5 * self.mass * (qd * qd).sum(-1)
+
+
+class TwoLinkArm(Skeleton):
+    """Planar two-link arm (shoulder, elbow), angles in rad, after Nijhof & Kouwenhoven (2000).
+
+    Equations of motion: M(q) qdd + C(q, qd) + G(q) = tau + J(q)^T F_endpoint, with
+        M = inertia_const + inertia_cos cos(q2),
+        C = coriolis sin(q2) [-(2 qd1 + qd2) qd2, qd1^2] + viscosity qd,
+        G = gravity [cos q1, cos(q1 + q2)] (zero unless the arm moves in a vertical plane).
+    The stored tensors are these coefficients, computed by `from_segments` from segment masses, lengths,
+    centre-of-mass distances and inertias, so a configuration rebuilds exactly.
+    """
+
+    kind = "two_link_arm"
+    n_bodies = 3
+
+    def __init__(
+        self,
+        l1: FloatLike,
+        l2: FloatLike,
+        inertia_const: FloatLike,
+        inertia_cos: FloatLike,
+        coriolis: FloatLike,
+        viscosity: FloatLike = 0.0,
+        gravity: FloatLike = 0.0,
+        pos_lower: FloatLike = 0.0,
+        pos_upper: FloatLike = (math.radians(140), math.radians(160)),
+        vel_lower: FloatLike = -1000.0,
+        vel_upper: FloatLike = 1000.0,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self._set_tensors(dict(l1=l1, l2=l2, inertia_const=inertia_const, inertia_cos=inertia_cos,
+                               coriolis=coriolis, viscosity=viscosity, gravity=gravity, pos_lower=pos_lower,
+                               pos_upper=pos_upper, vel_lower=vel_lower, vel_upper=vel_upper), dtype, device)
+        if not bool((self.l1 > 0) & (self.l2 > 0)):
+            raise ValueError("segment lengths l1, l2 must be > 0")
+        self._check_bounds()
+
+    @classmethod
+    def from_segments(
+        cls,
+        m1: float = 1.864572,
+        m2: float = 1.534315,
+        l1g: float = 0.180496,
+        l2g: float = 0.181479,
+        i1: float = 0.013193,
+        i2: float = 0.020062,
+        l1: float = 0.309,
+        l2: float = 0.26,
+        viscosity: float = 0.0,
+        g: float = 0.0,
+        **kwargs: Any,
+    ) -> TwoLinkArm:
+        """Arm from segment properties: masses (kg), lengths and centre-of-mass distances (m), inertias about
+        the centres of mass (kg m^2), joint viscosity (N m s/rad) and gravitational acceleration g (m/s^2,
+        acting along -y; 0 for a horizontal plane). Defaults: MotorNet's `TwoDofArm`."""
+        for name, value in dict(m1=m1, m2=m2, l1g=l1g, l2g=l2g, i1=i1, i2=i2, l1=l1, l2=l2).items():
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+        c22 = m2 * l2g**2 + i2
+        const = [[m1 * l1g**2 + i1 + m2 * (l2g**2 + l1**2) + i2, c22], [c22, c22]]
+        k = m2 * l1 * l2g
+        cos = [[2 * k, k], [k, 0.0]]
+        gravity = [(m1 * l1g + m2 * l1) * g, m2 * l2g * g]
+        return cls(l1=l1, l2=l2, inertia_const=const, inertia_cos=cos, coriolis=k, viscosity=viscosity,
+                   gravity=gravity, **kwargs)
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"l1": (), "l2": (), "inertia_const": (2, 2), "inertia_cos": (2, 2), "coriolis": (),
+                "viscosity": (), "gravity": (2,), **self._bound_shapes()}
+
+    def acceleration(self, q: Tensor, qd: Tensor, tau: Tensor, endpoint_force: Tensor | None) -> Tensor:
+        q1, q2 = q.unbind(-1)
+        qd1, qd2 = qd.unbind(-1)
+        c2 = torch.cos(q2)
+        s2 = torch.sin(q2)
+        m = self.inertia_const + self.inertia_cos * c2[:, None, None]  # (B, 2, 2)
+        ks2 = self.coriolis * s2
+        rhs1 = tau[:, 0] + ks2 * (2.0 * qd1 + qd2) * qd2 - self.viscosity * qd1
+        rhs2 = tau[:, 1] - ks2 * qd1 * qd1 - self.viscosity * qd2
+        if endpoint_force is not None:
+            s1, c1 = torch.sin(q1), torch.cos(q1)
+            s12, c12 = torch.sin(q1 + q2), torch.cos(q1 + q2)
+            fx, fy = endpoint_force.unbind(-1)
+            t2 = self.l2 * (c12 * fy - s12 * fx)
+            rhs1 = rhs1 + self.l1 * (c1 * fy - s1 * fx) + t2
+            rhs2 = rhs2 + t2
+        if self._gravity_on:
+            c1 = torch.cos(q1)
+            c12 = torch.cos(q1 + q2)
+            rhs1 = rhs1 - self.gravity[0] * c1 - self.gravity[1] * c12
+            rhs2 = rhs2 - self.gravity[1] * c12
+        m11, m12, m21, m22 = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+        det = m11 * m22 - m12 * m21
+        return torch.stack(((m22 * rhs1 - m12 * rhs2) / det, (m11 * rhs2 - m21 * rhs1) / det), dim=-1)
+
+    def _refresh(self) -> None:
+        self._gravity_on = bool((self.gravity != 0).any())
+
+    def joint_positions(self, q: Tensor) -> Tensor:
+        """Shoulder, elbow and hand positions (B, 3, 2) in m."""
+        q1 = q[:, 0]
+        q12 = q1 + q[:, 1]
+        elbow = torch.stack((self.l1 * torch.cos(q1), self.l1 * torch.sin(q1)), dim=-1)
+        hand = elbow + torch.stack((self.l2 * torch.cos(q12), self.l2 * torch.sin(q12)), dim=-1)
+        return torch.stack((torch.zeros_like(elbow), elbow, hand), dim=1)
+
+    def endpoint(self, q: Tensor, qd: Tensor) -> Tensor:
+        q1, q2 = q.unbind(-1)
+        qd1, qd2 = qd.unbind(-1)
+        c1, s1 = torch.cos(q1), torch.sin(q1)
+        c12, s12 = torch.cos(q1 + q2), torch.sin(q1 + q2)
+        x = self.l1 * c1 + self.l2 * c12
+        y = self.l1 * s1 + self.l2 * s12
+        vx = -y * qd1 - self.l2 * s12 * qd2
+        vy = x * qd1 + self.l2 * c12 * qd2
+        return torch.stack((x, y, vx, vy), dim=-1)
+
+    def point_kinematics(self, q: Tensor, body: Tensor, local: Tensor) -> tuple[Tensor, Tensor]:
+        # A point on body b rotates by the sum of the joint angles up to b, about the joint it hangs on;
+        # d position / d q_j = [body >= j] * perp(position - joint_j), perp(x, y) = (-y, x).
+        on_upper = (body >= 1).to(q.dtype)  # (P,)
+        on_fore = (body >= 2).to(q.dtype)
+        angle = q[:, None, 0] * on_upper + q[:, None, 1] * on_fore  # (B, P)
+        c, s = torch.cos(angle), torch.sin(angle)
+        rotated = torch.stack((c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1]), dim=-1)
+        elbow = torch.stack((torch.cos(q[:, 0]), torch.sin(q[:, 0])), dim=-1) * self.l1  # (B, 2)
+        pos = rotated + on_fore[:, None] * elbow[:, None, :]
+        perp_pos = torch.stack((-pos[..., 1], pos[..., 0]), dim=-1)
+        perp_rot = torch.stack((-rotated[..., 1], rotated[..., 0]), dim=-1)
+        jac = torch.stack((on_upper[:, None] * perp_pos, on_fore[:, None] * perp_rot), dim=-1)
+        return pos, jac
+
+    def kinetic_energy(self, q: Tensor, qd: Tensor) -> Tensor:
+        m = self.inertia_const + self.inertia_cos * torch.cos(q[:, 1])[:, None, None]
+        return 0.5 * torch.einsum("bi,bij,bj->b", qd, m, qd)
+
+    def potential_energy(self, q: Tensor) -> Tensor:
+        return self.gravity[0] * torch.sin(q[:, 0]) + self.gravity[1] * torch.sin(q[:, 0] + q[:, 1])
+
+
+SKELETONS: dict[str, type[Skeleton]] = {cls.kind: cls for cls in (PointMass, TwoLinkArm)}
