@@ -246,20 +246,33 @@ class ThelenMuscle(_HillMuscle):
     state_names = KistemakerMuscle.state_names
     default_activation = KistemakerMuscle.default_activation
     default_normalized_slack = 1.0
+    # Thelen (2003) shape constants, per model: Gaussian FL width gamma, passive exponent k_PE / eps0 and
+    # its normaliser exp(k_PE) - 1, force-velocity shape A_f and maximum lengthening force F_len.
+    constants: ClassVar[dict[str, float]] = {"fl_width": _TH_GAMMA, "pe_exponent": _TH_KPE / _TH_EPS0,
+                                             "pe_normaliser": math.expm1(_TH_KPE), "af": _TH_AF, "flen": _TH_FLEN}
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {**super().tensor_shapes(), **{name: () for name in self.constants}}
+
+    def _derive(self, values: dict[str, Any]) -> dict[str, Any]:
+        for name, value in self.constants.items():
+            values.setdefault(name, value)
+        return super()._derive(values)
 
     def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
         l0_ce = self.optimal_fibre_length
         l_m = (l_mt - self.tendon_slack_length).clamp_min(0.001)
         vn = v_mt / self.max_velocity
-        flce = torch.exp(-((l_m / l0_ce - 1.0) ** 2) / _TH_GAMMA)
-        flpe = ((torch.exp(_TH_KPE / _TH_EPS0 * (l_m - self.passive_slack_length) / l0_ce) - 1.0)
-                / math.expm1(_TH_KPE)).clamp_min(0.0)
-        base = _TH_AF * (3.0 * a + 1.0)
+        af, flen = self.af, self.flen
+        flce = torch.exp(-((l_m / l0_ce - 1.0) ** 2) / self.fl_width)
+        flpe = ((torch.exp(self.pe_exponent * (l_m - self.passive_slack_length) / l0_ce) - 1.0)
+                / self.pe_normaliser).clamp_min(0.0)
+        base = af * (3.0 * a + 1.0)
         vs = vn.clamp_max(0.0)
         vl = vn.clamp_min(0.0)
-        shortening = (base + 4.0 * _TH_AF * vs) / (base - 4.0 * vs)
-        c = 3.0 * _TH_AF * (_TH_FLEN - 1.0) * a + _TH_AF * (_TH_FLEN - 1.0)
-        lengthening = (c + 8.0 * (_TH_AF + 1.0) * _TH_FLEN * vl) / (c + 8.0 * (_TH_AF + 1.0) * vl)
+        shortening = (base + 4.0 * af * vs) / (base - 4.0 * vs)
+        c = (flen - 1.0) * base
+        lengthening = (c + 8.0 * (af + 1.0) * flen * vl) / (c + 8.0 * (af + 1.0) * vl)
         fv = torch.where(vn <= 0.0, shortening, lengthening).clamp_min(0.0)
         force = (a * flce * fv + flpe) * self.max_isometric_force
         return a, l_m, v_mt, flpe, flce, fv, force
@@ -294,28 +307,34 @@ class MujocoMuscle(_HillMuscle):
     kind = "mujoco"
     state_names = KistemakerMuscle.state_names
     per_muscle = ("max_isometric_force", "tendon_slack_length", "optimal_fibre_length", "max_velocity", "lmin",
-                  "lmax", "fvmax", "fpmax", "passive_scale")
+                  "lmax", "fvmax", "fpmax", "passive_scale", "passive_knee", "fv_knee", "fl_mid_low")
     properties = ()
     default_activation = {"min_activation": 0.0, "tau_activation": 0.01, "tau_deactivation": 0.04}
     defaults: ClassVar[dict[str, float]] = {"max_velocity": 1.5, "lmin": 0.5, "lmax": 1.6, "fvmax": 1.2,
                                             "fpmax": 1.3, "passive_scale": 1.0}
 
     def _derive(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Derived curve knots (kept as parameters): passive_knee = (1 + lmax) / 2, where the passive curve
+        turns linear; fv_knee = fvmax - 1; fl_mid_low = (lmin + 0.95) / 2, peak of the low FL bump."""
         for name, value in self.defaults.items():
             values.setdefault(name, value)
+        f64 = torch.float64
+        values.setdefault("passive_knee", 0.5 * (1.0 + torch.as_tensor(values["lmax"], dtype=f64)))
+        values.setdefault("fv_knee", torch.as_tensor(values["fvmax"], dtype=f64) - 1.0)
+        values.setdefault("fl_mid_low", 0.5 * (torch.as_tensor(values["lmin"], dtype=f64) + 0.95))
         return values
 
     def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
         l_m = (l_mt - self.tendon_slack_length).clamp_min(0.001)
         length = l_m / self.optimal_fibre_length
         v = v_mt / self.max_velocity
-        b = 0.5 * (1.0 + self.lmax)
+        b = self.passive_knee
         cubic = 0.25 * self.fpmax * ((length - 1.0) / (b - 1.0)).clamp_min(0.0) ** 3
         linear = 0.25 * self.fpmax * (1.0 + 3.0 * (length - b) / (b - 1.0))
         passive = torch.where(length <= b, cubic, linear)
         fl = _mujoco_bump(length, self.lmin, 1.0, self.lmax) + 0.15 * _mujoco_bump(
-            length, self.lmin, 0.5 * (self.lmin + 0.95), 0.95)
-        c = self.fvmax - 1.0
+            length, self.lmin, self.fl_mid_low, 0.95)
+        c = self.fv_knee
         fv = torch.where(
             v <= 0.0,
             (v.clamp_min(-1.0) + 1.0) ** 2,

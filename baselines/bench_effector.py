@@ -1,0 +1,362 @@
+"""Benchmark mn_gym effector stepping (and forward+backward through time) against MotorNet 0.3.0 on CPU.
+
+What it measures, for the pre-built effectors `arm26` and `pointmass24` (float32, dt = 10 ms, euler):
+  1. effector-steps per second (= batch * steps / seconds) of `eff.step` under `torch.no_grad()`, for several
+     batch sizes; R repeats of N steps after warm-up (N is calibrated so one repeat takes ~--target-seconds);
+     min / median / max over repeats.
+  2. seconds for a T-step rollout forward + `.backward()` at batch --fb-batch (default 100 steps, batch 256),
+     loss = sum(final endpoint xy ** 2) + mean(u ** 2), gradient w.r.t. the excitations u (T, B, M).
+  3. the same for MotorNet 0.3.0 (when importable, through its public API only), in the same process and with
+     the same torch thread setting, and the speed ratio mn_gym / MotorNet (> 1: mn_gym is faster).
+  4. optionally (--compile) `torch.compile`d mn_gym stepping, with the compile time reported separately.
+
+Reproduce (the numbers reported in the project were produced with exactly these commands):
+    python baselines/bench_effector.py --threads 1 --json runs/bench_effector.json
+    python baselines/bench_effector.py --threads 1 --compile --json runs/bench_effector_compile.json
+Smoke run (~10 s, no MotorNet):
+    python baselines/bench_effector.py --quick --no-motornet --batches 1 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import mn_gym
+
+EFFECTOR_NAMES = ("arm26", "pointmass24")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads value (both libraries)")
+    p.add_argument("--effectors", nargs="+", default=list(EFFECTOR_NAMES), choices=EFFECTOR_NAMES)
+    p.add_argument("--batches", nargs="+", type=int, default=[1, 16, 256, 4096], help="batch sizes to step")
+    p.add_argument("--repeats", type=int, default=7, help="timed repeats per measurement")
+    p.add_argument("--warmup-steps", type=int, default=20, help="untimed steps before timing (also calibrates N)")
+    p.add_argument("--target-seconds", type=float, default=0.3, help="aim for one repeat to take this long")
+    p.add_argument("--min-steps", type=int, default=10, help="lower bound on N, steps per repeat")
+    p.add_argument("--max-steps", type=int, default=2000, help="upper bound on N, steps per repeat")
+    p.add_argument("--fb-steps", type=int, default=100, help="rollout length of the forward+backward benchmark")
+    p.add_argument("--fb-batch", type=int, default=256, help="batch size of the forward+backward benchmark")
+    p.add_argument("--no-check-inputs", action="store_true",
+                   help="step mn_gym effectors with check_inputs=False (skips per-step input validation)")
+    p.add_argument("--no-motornet", action="store_true", help="do not run MotorNet even if it is installed")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile'd mn_gym stepping")
+    p.add_argument("--quick", action="store_true", help="tiny repeat counts (smoke test, ~10 s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=str, default=None, help="write all numbers to this JSON file")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.repeats, args.warmup_steps, args.target_seconds = 2, 3, 0.01
+        args.min_steps, args.max_steps = 3, 50
+        args.fb_steps, args.fb_batch = 10, 16
+    if args.repeats < 1 or args.warmup_steps < 1 or args.min_steps < 1 or min(args.batches) < 1:
+        p.error("--repeats, --warmup-steps, --min-steps and --batches must be positive")
+    return args
+
+
+# ----------------------------------------------------------------------------------------------- timing helpers
+def summarize(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def calibrate_steps(run: Callable[[int], None], args: argparse.Namespace) -> int:
+    """Warm up with `args.warmup_steps` steps and pick N so that one repeat takes ~args.target_seconds."""
+    t0 = time.perf_counter()
+    run(args.warmup_steps)
+    per_step = (time.perf_counter() - t0) / args.warmup_steps
+    return max(args.min_steps, min(args.max_steps, math.ceil(args.target_seconds / max(per_step, 1e-9))))
+
+
+def steps_per_second(run: Callable[[int], None], batch: int, n_steps: int, repeats: int) -> dict[str, Any]:
+    """Time `repeats` calls of run(n_steps); return effector-steps/s (batch * n_steps / seconds) statistics."""
+    speeds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run(n_steps)
+        speeds.append(batch * n_steps / (time.perf_counter() - t0))
+    return {**summarize(speeds), "n_steps": n_steps, "repeats": repeats}
+
+
+def check_finite(name: str, x: torch.Tensor) -> None:
+    if not bool(torch.isfinite(x).all()):
+        raise RuntimeError(f"{name}: non-finite values after stepping; the benchmark would be meaningless")
+
+
+# ----------------------------------------------------------------------------------------------- mn_gym
+def make_mn_gym(name: str, args: argparse.Namespace) -> mn_gym.Effector:
+    eff = mn_gym.make_effector(name)  # float32, dt 0.01, euler: MotorNet 0.3.0's defaults
+    return eff.replace(check_inputs=False) if args.no_check_inputs else eff
+
+
+def mn_gym_stepper(eff: mn_gym.Effector, batch: int, args: argparse.Namespace,
+                   step_fn: Callable | None = None) -> Callable[[int], None]:
+    """A closure run(n) that advances a batch of `eff` by n steps under a fixed random excitation."""
+    gen = torch.Generator().manual_seed(args.seed)
+    box = {"state": eff.random_initial_state(batch, gen)}
+    u = torch.rand(batch, eff.n_muscles, generator=gen)
+    step = step_fn or eff.step
+
+    def run(n: int) -> None:
+        with torch.no_grad():
+            state = box["state"]
+            for _ in range(n):
+                state = step(state, u)
+            box["state"] = state
+        check_finite("mn_gym", eff.cartesian(state))
+
+    return run
+
+
+def mn_gym_fwd_bwd(eff: mn_gym.Effector, args: argparse.Namespace) -> dict[str, Any]:
+    """Seconds for an args.fb_steps rollout + backward at batch args.fb_batch (one untimed warm-up first)."""
+    gen = torch.Generator().manual_seed(args.seed)
+    b, m, t_steps = args.fb_batch, eff.n_muscles, args.fb_steps
+    times = []
+    for rep in range(args.repeats + 1):
+        state = eff.random_initial_state(b, gen)
+        u = torch.rand(t_steps, b, m, generator=gen).requires_grad_(True)
+        t0 = time.perf_counter()
+        for t in range(t_steps):
+            state = eff.step(state, u[t])
+        loss = (eff.cartesian(state)[:, :2] ** 2).sum() + (u ** 2).mean()
+        loss.backward()
+        elapsed = time.perf_counter() - t0
+        check_finite("mn_gym grad", u.grad)
+        if rep > 0:  # rep 0 is the warm-up
+            times.append(elapsed)
+    return {**summarize(times), "steps": t_steps, "batch": b, "repeats": args.repeats}
+
+
+def mn_gym_compiled(name: str, batch: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Compile eff.step for one batch size (static shapes) and time it like the eager stepping."""
+    eff = make_mn_gym(name, args)
+    torch.compiler.reset()  # fresh caches, so each (effector, batch) compiles once and never hits the recompile limit
+    compiled = torch.compile(eff.step, fullgraph=False, dynamic=False)
+    run = mn_gym_stepper(eff, batch, args, step_fn=compiled)
+    t0 = time.perf_counter()
+    run(2)  # first calls trace and compile
+    compile_s = time.perf_counter() - t0
+    n = calibrate_steps(run, args)
+    return {**steps_per_second(run, batch, n, args.repeats), "compile_s": compile_s}
+
+
+# ----------------------------------------------------------------------------------------------- MotorNet
+def make_motornet(mn: Any, name: str) -> Any:
+    if name == "arm26":
+        return mn.effector.RigidTendonArm26(muscle=mn.muscle.RigidTendonHillMuscle())
+    return mn.effector.ReluPointMass24()
+
+
+def motornet_stepper(eff: Any, batch: int, args: argparse.Namespace) -> Callable[[int], None]:
+    """A closure run(n) that advances MotorNet's (stateful) effector by n steps under a fixed excitation."""
+    gen = torch.Generator().manual_seed(args.seed)
+    eff.reset(options={"batch_size": batch})
+    u = torch.rand(batch, eff.n_muscles, generator=gen)
+
+    def run(n: int) -> None:
+        with torch.no_grad():
+            for _ in range(n):
+                eff.step(u)
+        check_finite("MotorNet", eff.states["cartesian"])
+
+    return run
+
+
+def motornet_fwd_bwd(eff: Any, args: argparse.Namespace) -> dict[str, Any]:
+    gen = torch.Generator().manual_seed(args.seed)
+    b, t_steps = args.fb_batch, args.fb_steps
+    times = []
+    for rep in range(args.repeats + 1):
+        eff.reset(options={"batch_size": b})
+        u = torch.rand(t_steps, b, eff.n_muscles, generator=gen).requires_grad_(True)
+        t0 = time.perf_counter()
+        for t in range(t_steps):
+            eff.step(u[t])
+        loss = (eff.states["cartesian"][:, :2] ** 2).sum() + (u ** 2).mean()
+        loss.backward()
+        elapsed = time.perf_counter() - t0
+        check_finite("MotorNet grad", u.grad)
+        if rep > 0:
+            times.append(elapsed)
+    return {**summarize(times), "steps": t_steps, "batch": b, "repeats": args.repeats}
+
+
+def import_motornet(args: argparse.Namespace) -> Any:
+    if args.no_motornet:
+        print("MotorNet: skipped (--no-motornet)")
+        return None
+    try:
+        import motornet as mn
+    except Exception as exc:
+        print(f"MotorNet: import failed ({type(exc).__name__}: {exc}); mn_gym only")
+        return None
+    torch.set_num_threads(args.threads)  # in case the import touched it
+    return mn
+
+
+def try_motornet(what: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except Exception as exc:
+        print(f"MotorNet: {what} failed ({type(exc).__name__}: {exc}); continuing with mn_gym only")
+        return None
+
+
+# ----------------------------------------------------------------------------------------------- reporting
+def fmt_speed(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def fmt_ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None else f"{a / b:.2f}x"
+
+
+def print_step_table(rows: list[dict[str, Any]]) -> None:
+    print("\nEffector stepping under torch.no_grad(), effector-steps/s = batch * steps / s "
+          "(ratio = mn_gym median / MotorNet median; > 1: mn_gym faster)")
+    head = (f"{'effector':<12} {'batch':>6} {'N':>5} {'mn_gym min':>12} {'mn_gym median':>14} {'mn_gym max':>12} "
+            f"{'MotorNet median':>16} {'ratio':>7}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        g, m = r["mn_gym"], r["motornet"]
+        m_med = None if m is None else m["median"]
+        print(f"{r['effector']:<12} {r['batch']:>6} {g['n_steps']:>5} {fmt_speed(g['min']):>12} "
+              f"{fmt_speed(g['median']):>14} {fmt_speed(g['max']):>12} {fmt_speed(m_med):>16} "
+              f"{fmt_ratio(g['median'], m_med):>7}")
+
+
+def print_fb_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    r0 = rows[0]["mn_gym"]
+    print(f"\nForward + backward: {r0['steps']} steps at batch {r0['batch']}, seconds per rollout "
+          "(ratio = MotorNet median / mn_gym median = speed ratio; > 1: mn_gym faster)")
+    head = (f"{'effector':<12} {'mn_gym min':>11} {'mn_gym median':>14} {'mn_gym max':>11} "
+            f"{'MotorNet median':>16} {'ratio':>7}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        g, m = r["mn_gym"], r["motornet"]
+        m_med = None if m is None else m["median"]
+        print(f"{r['effector']:<12} {g['min']:>11.4f} {g['median']:>14.4f} {g['max']:>11.4f} "
+              f"{'-' if m_med is None else f'{m_med:.4f}':>16} {fmt_ratio(m_med, g['median']):>7}")
+
+
+def print_compile_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    print("\ntorch.compile(eff.step, fullgraph=False, dynamic=False), effector-steps/s "
+          "(ratio = compiled median / eager median)")
+    head = (f"{'effector':<12} {'batch':>6} {'compile s':>10} {'compiled min':>13} {'compiled median':>16} "
+            f"{'compiled max':>13} {'eager median':>13} {'ratio':>7}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        c = r["compiled"]
+        if c is None:
+            print(f"{r['effector']:<12} {r['batch']:>6} compile failed: {r['error']}")
+            continue
+        print(f"{r['effector']:<12} {r['batch']:>6} {c['compile_s']:>10.1f} {fmt_speed(c['min']):>13} "
+              f"{fmt_speed(c['median']):>16} {fmt_speed(c['max']):>13} {fmt_speed(r['eager_median']):>13} "
+              f"{fmt_ratio(c['median'], r['eager_median']):>7}")
+
+
+# ----------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)  # MotorNet's reset draws from the global generator(s)
+
+    mn = import_motornet(args)
+    env = {
+        "torch": torch.__version__,
+        "mn_gym": mn_gym.__version__,
+        "motornet": None if mn is None else getattr(mn, "__version__", "unknown"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "check_inputs": not args.no_check_inputs,
+        "args": vars(args),
+    }
+    print(f"torch {env['torch']} | mn_gym {env['mn_gym']} | MotorNet {env['motornet'] or '-'} | "
+          f"python {env['python']} | {env['platform']}")
+    print(f"CPU count {env['cpu_count']} | torch threads {env['torch_threads']} | repeats {args.repeats} | "
+          f"mn_gym check_inputs={env['check_inputs']} | float32, dt 0.01 s, euler")
+
+    step_rows: list[dict[str, Any]] = []
+    fb_rows: list[dict[str, Any]] = []
+    compile_rows: list[dict[str, Any]] = []
+    for name in args.effectors:
+        eff = make_mn_gym(name, args)
+        mn_eff = None if mn is None else try_motornet(f"building {name}", lambda n=name: make_motornet(mn, n))
+
+        # 1. stepping speed at each batch size; N calibrated on mn_gym, reused for MotorNet
+        for batch in args.batches:
+            run = mn_gym_stepper(eff, batch, args)
+            n = calibrate_steps(run, args)
+            g = steps_per_second(run, batch, n, args.repeats)
+            m = None
+            if mn_eff is not None:
+                def motornet_case(e: Any = mn_eff, b: int = batch, n_steps: int = n) -> dict[str, Any]:
+                    run_mn = motornet_stepper(e, b, args)
+                    run_mn(args.warmup_steps)
+                    return steps_per_second(run_mn, b, n_steps, args.repeats)
+                m = try_motornet(f"stepping {name} at batch {batch}", motornet_case)
+            step_rows.append({"effector": name, "batch": batch, "mn_gym": g, "motornet": m})
+            print(f"  {name:<12} batch {batch:>5}: mn_gym {fmt_speed(g['median'])} steps/s, "
+                  f"MotorNet {fmt_speed(None if m is None else m['median'])} steps/s", flush=True)
+
+        # 2. forward + backward through a rollout
+        g = mn_gym_fwd_bwd(eff, args)
+        m = None
+        if mn_eff is not None:
+            m = try_motornet(f"forward+backward {name}", lambda e=mn_eff: motornet_fwd_bwd(e, args))
+        fb_rows.append({"effector": name, "mn_gym": g, "motornet": m})
+        m_text = "-" if m is None else f"{m['median']:.4f}"
+        print(f"  {name:<12} fwd+bwd: mn_gym {g['median']:.4f} s, MotorNet {m_text} s", flush=True)
+
+    # 3. optional torch.compile of mn_gym stepping
+    if args.compile:
+        eager = {(r["effector"], r["batch"]): r["mn_gym"]["median"] for r in step_rows}
+        for name in args.effectors:
+            for batch in args.batches:
+                row: dict[str, Any] = {"effector": name, "batch": batch, "eager_median": eager[(name, batch)]}
+                try:
+                    row["compiled"] = mn_gym_compiled(name, batch, args)
+                    print(f"  compiled {name:<12} batch {batch:>5}: {fmt_speed(row['compiled']['median'])} "
+                          f"steps/s (compile {row['compiled']['compile_s']:.1f} s)", flush=True)
+                except Exception as exc:
+                    row["compiled"], row["error"] = None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                    print(f"  compile: {name} batch {batch} failed ({row['error']}); skipping", flush=True)
+                compile_rows.append(row)
+        torch.compiler.reset()
+
+    print_step_table(step_rows)
+    print_fb_table(fb_rows)
+    print_compile_table(compile_rows)
+
+    results = {"env": env, "step": step_rows, "fwd_bwd": fb_rows, "compile": compile_rows}
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1))
+        print(f"\nwrote {path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Smoke test of baselines/bench_effector.py: a --quick run without MotorNet gives finite positive speeds."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "baselines" / "bench_effector.py"
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench_effector", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _finite_positive(x) -> bool:
+    return isinstance(x, float) and math.isfinite(x) and x > 0
+
+
+def test_bench_quick_no_motornet(tmp_path, capsys):
+    bench = _load_bench()
+    out = tmp_path / "bench.json"
+    results = bench.main(["--quick", "--no-motornet", "--batches", "1", "4", "--json", str(out)])
+
+    step = results["step"]
+    assert [(r["effector"], r["batch"]) for r in step] == [
+        ("arm26", 1), ("arm26", 4), ("pointmass24", 1), ("pointmass24", 4)]
+    for r in step:
+        g = r["mn_gym"]
+        assert all(_finite_positive(g[k]) for k in ("min", "median", "max")), r
+        assert g["min"] <= g["median"] <= g["max"]
+        assert r["motornet"] is None
+    assert [r["effector"] for r in results["fwd_bwd"]] == ["arm26", "pointmass24"]
+    for r in results["fwd_bwd"]:
+        assert all(_finite_positive(r["mn_gym"][k]) for k in ("min", "median", "max")), r
+    assert results["compile"] == []
+    assert results["env"]["torch_threads"] == 1
+
+    assert json.loads(out.read_text())["step"][0]["batch"] == 1
+    printed = capsys.readouterr().out
+    assert "MotorNet: skipped" in printed
+    assert "pointmass24" in printed and "Forward + backward" in printed
