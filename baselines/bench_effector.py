@@ -71,22 +71,31 @@ def summarize(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def calibrate_steps(run: Callable[[int], None], args: argparse.Namespace) -> int:
+def interleaved(cases: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+    """Call every case once untimed, then `repeats` rounds of one call per case, in turn, so that drifting load
+    on the machine hits every library alike. A case returns the seconds of its timed region. A failing
+    MotorNet case is reported and dropped; a failing mn_gym case raises."""
+    cases = dict(cases)
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for rep in range(repeats + 1):
+        for name, case in list(cases.items()):
+            try:
+                seconds = case()
+            except Exception as exc:
+                if name != "motornet":
+                    raise
+                print(f"MotorNet: timing failed ({type(exc).__name__}: {exc}); continuing with mn_gym only")
+                del cases[name], times[name]
+                continue
+            if rep > 0:  # round 0 is the warm-up
+                times[name].append(seconds)
+    return times
+
+
+def calibrate_steps(run: Callable[[int], float], args: argparse.Namespace) -> int:
     """Warm up with `args.warmup_steps` steps and pick N so that one repeat takes ~args.target_seconds."""
-    t0 = time.perf_counter()
-    run(args.warmup_steps)
-    per_step = (time.perf_counter() - t0) / args.warmup_steps
+    per_step = run(args.warmup_steps) / args.warmup_steps
     return max(args.min_steps, min(args.max_steps, math.ceil(args.target_seconds / max(per_step, 1e-9))))
-
-
-def steps_per_second(run: Callable[[int], None], batch: int, n_steps: int, repeats: int) -> dict[str, Any]:
-    """Time `repeats` calls of run(n_steps); return effector-steps/s (batch * n_steps / seconds) statistics."""
-    speeds = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run(n_steps)
-        speeds.append(batch * n_steps / (time.perf_counter() - t0))
-    return {**summarize(speeds), "n_steps": n_steps, "repeats": repeats}
 
 
 def check_finite(name: str, x: torch.Tensor) -> None:
@@ -101,42 +110,45 @@ def make_mn_gym(name: str, args: argparse.Namespace) -> mn_gym.Effector:
 
 
 def mn_gym_stepper(eff: mn_gym.Effector, batch: int, args: argparse.Namespace,
-                   step_fn: Callable | None = None) -> Callable[[int], None]:
-    """A closure run(n) that advances a batch of `eff` by n steps under a fixed random excitation."""
+                   step_fn: Callable | None = None) -> Callable[[int], float]:
+    """A closure run(n) -> seconds that advances a batch of `eff` by n steps under a fixed random excitation."""
     gen = torch.Generator().manual_seed(args.seed)
     box = {"state": eff.random_initial_state(batch, gen)}
     u = torch.rand(batch, eff.n_muscles, generator=gen)
     step = step_fn or eff.step
 
-    def run(n: int) -> None:
+    def run(n: int) -> float:
         with torch.no_grad():
+            t0 = time.perf_counter()
             state = box["state"]
             for _ in range(n):
                 state = step(state, u)
-            box["state"] = state
+            seconds = time.perf_counter() - t0
+        box["state"] = state
         check_finite("mn_gym", eff.cartesian(state))
+        return seconds
 
     return run
 
 
-def mn_gym_fwd_bwd(eff: mn_gym.Effector, args: argparse.Namespace) -> dict[str, Any]:
-    """Seconds for an args.fb_steps rollout + backward at batch args.fb_batch (one untimed warm-up first)."""
+def mn_gym_rollout(eff: mn_gym.Effector, args: argparse.Namespace) -> Callable[[], float]:
+    """A closure -> seconds of one args.fb_steps rollout + backward at batch args.fb_batch (setup untimed)."""
     gen = torch.Generator().manual_seed(args.seed)
-    b, m, t_steps = args.fb_batch, eff.n_muscles, args.fb_steps
-    times = []
-    for rep in range(args.repeats + 1):
+    b, t_steps = args.fb_batch, args.fb_steps
+
+    def rollout() -> float:
         state = eff.random_initial_state(b, gen)
-        u = torch.rand(t_steps, b, m, generator=gen).requires_grad_(True)
+        u = torch.rand(t_steps, b, eff.n_muscles, generator=gen).requires_grad_(True)
         t0 = time.perf_counter()
         for t in range(t_steps):
             state = eff.step(state, u[t])
         loss = (eff.cartesian(state)[:, :2] ** 2).sum() + (u ** 2).mean()
         loss.backward()
-        elapsed = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
         check_finite("mn_gym grad", u.grad)
-        if rep > 0:  # rep 0 is the warm-up
-            times.append(elapsed)
-    return {**summarize(times), "steps": t_steps, "batch": b, "repeats": args.repeats}
+        return seconds
+
+    return rollout
 
 
 def mn_gym_compiled(name: str, batch: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -145,11 +157,10 @@ def mn_gym_compiled(name: str, batch: int, args: argparse.Namespace) -> dict[str
     torch.compiler.reset()  # fresh caches, so each (effector, batch) compiles once and never hits the recompile limit
     compiled = torch.compile(eff.step, fullgraph=False, dynamic=False)
     run = mn_gym_stepper(eff, batch, args, step_fn=compiled)
-    t0 = time.perf_counter()
-    run(2)  # first calls trace and compile
-    compile_s = time.perf_counter() - t0
+    compile_s = run(2)  # the first calls trace and compile
     n = calibrate_steps(run, args)
-    return {**steps_per_second(run, batch, n, args.repeats), "compile_s": compile_s}
+    seconds = interleaved({"compiled": lambda: run(n)}, args.repeats)["compiled"]
+    return {**summarize([batch * n / t for t in seconds]), "n_steps": n, "compile_s": compile_s}
 
 
 # ----------------------------------------------------------------------------------------------- MotorNet
@@ -159,26 +170,29 @@ def make_motornet(mn: Any, name: str) -> Any:
     return mn.effector.ReluPointMass24()
 
 
-def motornet_stepper(eff: Any, batch: int, args: argparse.Namespace) -> Callable[[int], None]:
-    """A closure run(n) that advances MotorNet's (stateful) effector by n steps under a fixed excitation."""
+def motornet_stepper(eff: Any, batch: int, args: argparse.Namespace) -> Callable[[int], float]:
+    """A closure run(n) -> seconds that advances MotorNet's (stateful) effector by n steps, fixed excitation."""
     gen = torch.Generator().manual_seed(args.seed)
     eff.reset(options={"batch_size": batch})
     u = torch.rand(batch, eff.n_muscles, generator=gen)
 
-    def run(n: int) -> None:
+    def run(n: int) -> float:
         with torch.no_grad():
+            t0 = time.perf_counter()
             for _ in range(n):
                 eff.step(u)
+            seconds = time.perf_counter() - t0
         check_finite("MotorNet", eff.states["cartesian"])
+        return seconds
 
     return run
 
 
-def motornet_fwd_bwd(eff: Any, args: argparse.Namespace) -> dict[str, Any]:
+def motornet_rollout(eff: Any, args: argparse.Namespace) -> Callable[[], float]:
     gen = torch.Generator().manual_seed(args.seed)
     b, t_steps = args.fb_batch, args.fb_steps
-    times = []
-    for rep in range(args.repeats + 1):
+
+    def rollout() -> float:
         eff.reset(options={"batch_size": b})
         u = torch.rand(t_steps, b, eff.n_muscles, generator=gen).requires_grad_(True)
         t0 = time.perf_counter()
@@ -186,11 +200,11 @@ def motornet_fwd_bwd(eff: Any, args: argparse.Namespace) -> dict[str, Any]:
             eff.step(u[t])
         loss = (eff.states["cartesian"][:, :2] ** 2).sum() + (u ** 2).mean()
         loss.backward()
-        elapsed = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
         check_finite("MotorNet grad", u.grad)
-        if rep > 0:
-            times.append(elapsed)
-    return {**summarize(times), "steps": t_steps, "batch": b, "repeats": args.repeats}
+        return seconds
+
+    return rollout
 
 
 def import_motornet(args: argparse.Namespace) -> Any:
@@ -308,23 +322,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for batch in args.batches:
             run = mn_gym_stepper(eff, batch, args)
             n = calibrate_steps(run, args)
-            g = steps_per_second(run, batch, n, args.repeats)
-            m = None
+            cases = {"mn_gym": lambda r=run, k=n: r(k)}
             if mn_eff is not None:
-                def motornet_case(e: Any = mn_eff, b: int = batch, n_steps: int = n) -> dict[str, Any]:
-                    run_mn = motornet_stepper(e, b, args)
-                    run_mn(args.warmup_steps)
-                    return steps_per_second(run_mn, b, n_steps, args.repeats)
-                m = try_motornet(f"stepping {name} at batch {batch}", motornet_case)
+                run_mn = try_motornet(f"reset at batch {batch}", lambda e=mn_eff, b=batch: motornet_stepper(e, b, args))
+                if run_mn is not None:
+                    cases["motornet"] = lambda r=run_mn, k=n: r(k)
+            seconds = interleaved(cases, args.repeats)
+            speeds = {lib: {**summarize([batch * n / t for t in ts]), "n_steps": n} for lib, ts in seconds.items()}
+            g, m = speeds["mn_gym"], speeds.get("motornet")
             step_rows.append({"effector": name, "batch": batch, "mn_gym": g, "motornet": m})
             print(f"  {name:<12} batch {batch:>5}: mn_gym {fmt_speed(g['median'])} steps/s, "
                   f"MotorNet {fmt_speed(None if m is None else m['median'])} steps/s", flush=True)
 
         # 2. forward + backward through a rollout
-        g = mn_gym_fwd_bwd(eff, args)
-        m = None
+        cases = {"mn_gym": mn_gym_rollout(eff, args)}
         if mn_eff is not None:
-            m = try_motornet(f"forward+backward {name}", lambda e=mn_eff: motornet_fwd_bwd(e, args))
+            cases["motornet"] = motornet_rollout(mn_eff, args)
+        seconds = interleaved(cases, args.repeats)
+        info = {"steps": args.fb_steps, "batch": args.fb_batch}
+        times = {lib: {**summarize(ts), **info} for lib, ts in seconds.items()}
+        g, m = times["mn_gym"], times.get("motornet")
         fb_rows.append({"effector": name, "mn_gym": g, "motornet": m})
         m_text = "-" if m is None else f"{m['median']:.4f}"
         print(f"  {name:<12} fwd+bwd: mn_gym {g['median']:.4f} s, MotorNet {m_text} s", flush=True)

@@ -174,24 +174,26 @@ class _HillMuscle(Muscle):
         return self.optimal_fibre_length, self.max_velocity
 
 
+_B_REL_SLOPE = 0.9 / (_Q_CRIT - _Q_MIN)
+
+
 def _kistemaker_hill_terms(a: Tensor, ln: Tensor, flce: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """a_rel, b_rel and the isometric active force fa = a * flce of the Kistemaker (2010) model.
 
-    a_rel drops with the force-length factor above optimal length (Van Soest & Bobbert 1993); b_rel drops
-    at low activation.
+    a_rel drops with the force-length factor above optimal length (Van Soest & Bobbert 1993); below
+    q_crit = 0.3 activation, b_rel = 5.2 (1 - 0.9 (a - 0.3) / (0.005 - 0.3))^2 drops with activation.
     """
-    a_rel = torch.where(ln > 1.0, _A_REL * flce, torch.full_like(flce, _A_REL))
-    b_rel = torch.where(a < _Q_CRIT, _B_REL * (1.0 - 0.9 * (a - _Q_CRIT) / (_Q_MIN - _Q_CRIT)) ** 2,
-                        torch.full_like(a, _B_REL))
+    a_rel = _A_REL * torch.where(ln > 1.0, flce, 1.0)
+    b_rel = _B_REL * (_B_REL_SLOPE * (a.clamp_max(_Q_CRIT) - _Q_CRIT) + 1.0) ** 2
     return a_rel, b_rel, a * flce
 
 
-def _kistemaker_lengthening_coeffs(a: Tensor, fa: Tensor, flce: Tensor, a_rel: Tensor, b_rel: Tensor):
-    """p1, p2, p3 of the lengthening branch: F = (-p1 p3 + p1 s vn + p2 - p3 vn + s vn^2) / (p1 + vn)."""
+def _kistemaker_lengthening_pole(a: Tensor, fa: Tensor, flce: Tensor, a_rel: Tensor, b_rel: Tensor) -> Tensor:
+    """p1 = fa / (4 d0 - 2 s), d0 = a (flce + a_rel) / b_rel: the lengthening branch of the force-velocity
+    curve is F = (p1 (fa + s vn) + vn (1.5 fa + s vn)) / (p1 + vn), equal to fa at vn = 0 with slope
+    matching the shortening branch there (Kistemaker et al. 2010; Van Soest & Bobbert 1993)."""
     d0 = a * (flce + a_rel) / b_rel
-    denom = _S_AS - 2.0 * d0
-    half = 0.5 * fa
-    return -half / denom, half * half / denom, -1.5 * fa
+    return fa / (4.0 * d0 - 2.0 * _S_AS)
 
 
 class KistemakerMuscle(_HillMuscle):
@@ -224,12 +226,13 @@ class KistemakerMuscle(_HillMuscle):
         flpe = self.passive_stiffness * ((l_m - self.passive_slack_length) / l0_ce).clamp_min(0.0) ** 2
         flce = (1.0 - (ln - 1.0) ** 2 / _FL_WIDTH_SQ).clamp_min(_FL_MIN)
         a_rel, b_rel, fa = _kistemaker_hill_terms(a, ln, flce)
-        p1, p2, p3 = _kistemaker_lengthening_coeffs(a, fa, flce, a_rel, b_rel)
+        p1 = _kistemaker_lengthening_pole(a, fa, flce, a_rel, b_rel)
         # Each branch sees only its own side of vn = 0, so the unused branch never divides by ~0 (NaN grads).
         vs = vn.clamp_max(0.0)
         vl = vn.clamp_min(0.0)
         shortening = (vs * a * a_rel + fa * b_rel) / (b_rel - vs)
-        lengthening = (-p1 * p3 + p1 * _S_AS * vl + p2 - p3 * vl + _S_AS * vl * vl) / (p1 + vl)
+        w = _S_AS * vl
+        lengthening = (p1 * (fa + w) + vl * (1.5 * fa + w)) / (p1 + vl)
         active = torch.where(vn < 0.0, shortening, lengthening).clamp_min(0.0)
         force = (active + flpe) * self.max_isometric_force
         return a, l_m, v_mt, flpe, flce, active, force
@@ -376,10 +379,11 @@ class CompliantKistemakerMuscle(KistemakerMuscle):
         flce = (1.0 - (ln - 1.0) ** 2 / _FL_WIDTH_SQ).clamp_min(_FL_MIN)
         a_rel, b_rel, fa = _kistemaker_hill_terms(a, ln, flce)
         shortening = b_rel * (active - fa) / (active + a * a_rel)
-        p1, p2, p3 = _kistemaker_lengthening_coeffs(a, fa, flce, a_rel, b_rel)
-        lin = p1 * _S_AS - p3 - active
-        disc = (lin * lin - 4.0 * _S_AS * (p2 - p1 * p3 - active * p1)).clamp_min(1e-30)
-        lengthening = (-lin + torch.sqrt(disc)) / (2.0 * _S_AS)
+        # Invert the lengthening branch: s vn^2 + (s p1 + 1.5 fa - active) vn + p1 (fa - active) = 0.
+        p1 = _kistemaker_lengthening_pole(a, fa, flce, a_rel, b_rel)
+        lin = _S_AS * p1 + 1.5 * fa - active
+        disc = (lin * lin - 4.0 * _S_AS * p1 * (fa - active)).clamp_min(1e-30)
+        lengthening = (torch.sqrt(disc) - lin) / (2.0 * _S_AS)
         vn = torch.where(active < fa, shortening, lengthening)
         return a, l_m, vn * self.max_velocity, flpe, flse, active, flse * self.max_isometric_force
 

@@ -154,6 +154,10 @@ class TwoLinkArm(Skeleton):
                                pos_upper=pos_upper, vel_lower=vel_lower, vel_upper=vel_upper), dtype, device)
         if not bool((self.l1 > 0) & (self.l2 > 0)):
             raise ValueError("segment lengths l1, l2 must be > 0")
+        for name in ("inertia_const", "inertia_cos"):
+            m = getattr(self, name)
+            if not bool(m[0, 1] == m[1, 0]):
+                raise ValueError(f"{name} must be symmetric, got {m.tolist()}")
         self._check_bounds()
 
     @classmethod
@@ -190,32 +194,40 @@ class TwoLinkArm(Skeleton):
                 "viscosity": (), "gravity": (2,), **self._bound_shapes()}
 
     def acceleration(self, q: Tensor, qd: Tensor, tau: Tensor, endpoint_force: Tensor | None) -> Tensor:
-        q1, q2 = q.unbind(-1)
-        qd1, qd2 = qd.unbind(-1)
-        c2 = torch.cos(q2)
-        s2 = torch.sin(q2)
-        m = self.inertia_const + self.inertia_cos * c2[:, None, None]  # (B, 2, 2)
-        ks2 = self.coriolis * s2
-        rhs1 = tau[:, 0] + ks2 * (2.0 * qd1 + qd2) * qd2 - self.viscosity * qd1
-        rhs2 = tau[:, 1] - ks2 * qd1 * qd1 - self.viscosity * qd2
         if endpoint_force is not None:
-            s1, c1 = torch.sin(q1), torch.cos(q1)
-            s12, c12 = torch.sin(q1 + q2), torch.cos(q1 + q2)
-            fx, fy = endpoint_force.unbind(-1)
-            t2 = self.l2 * (c12 * fy - s12 * fx)
-            rhs1 = rhs1 + self.l1 * (c1 * fy - s1 * fx) + t2
-            rhs2 = rhs2 + t2
+            tau = tau + self.jacobian_transpose_times(q, endpoint_force)
+        if self._viscous:
+            tau = tau - self.viscosity * qd
         if self._gravity_on:
-            c1 = torch.cos(q1)
-            c12 = torch.cos(q1 + q2)
-            rhs1 = rhs1 - self.gravity[0] * c1 - self.gravity[1] * c12
-            rhs2 = rhs2 - self.gravity[1] * c12
-        m11, m12, m21, m22 = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
-        det = m11 * m22 - m12 * m21
-        return torch.stack(((m22 * rhs1 - m12 * rhs2) / det, (m11 * rhs2 - m21 * rhs1) / det), dim=-1)
+            c1 = torch.cos(q[:, 0])
+            c12 = torch.cos(q[:, 0] + q[:, 1])
+            tau = tau - torch.stack((self.gravity[0] * c1 + self.gravity[1] * c12, self.gravity[1] * c12), dim=-1)
+        q2 = q[:, 1]
+        qd1, qd2 = qd[:, 0], qd[:, 1]
+        c2, s2 = torch.cos(q2), torch.sin(q2)
+        m11 = self._m11 + self._m11_cos * c2
+        m12 = self._m12 + self._m12_cos * c2
+        ks2 = self.coriolis * s2
+        rhs1 = tau[:, 0] + ks2 * (qd1 + qd1 + qd2) * qd2
+        rhs2 = tau[:, 1] - ks2 * qd1 * qd1
+        m22 = self._m22
+        det = m11 * m22 - m12 * m12
+        return torch.stack((m22 * rhs1 - m12 * rhs2, m11 * rhs2 - m12 * rhs1), dim=-1) / det[:, None]
+
+    def jacobian_transpose_times(self, q: Tensor, force: Tensor) -> Tensor:
+        """J(q)^T F: joint torques (B, 2) of an endpoint force F (B, 2) in the world frame."""
+        q12 = q[:, 0] + q[:, 1]
+        s1, c1 = torch.sin(q[:, 0]), torch.cos(q[:, 0])
+        fx, fy = force[:, 0], force[:, 1]
+        t2 = self.l2 * (torch.cos(q12) * fy - torch.sin(q12) * fx)
+        return torch.stack((self.l1 * (c1 * fy - s1 * fx) + t2, t2), dim=-1)
 
     def _refresh(self) -> None:
+        # The mass matrix is symmetric: M = [[m11, m12], [m12, m22]]; cache its entries as views.
+        self._m11, self._m12, self._m22 = self.inertia_const[0, 0], self.inertia_const[0, 1], self.inertia_const[1, 1]
+        self._m11_cos, self._m12_cos = self.inertia_cos[0, 0], self.inertia_cos[0, 1]
         self._gravity_on = bool((self.gravity != 0).any())
+        self._viscous = bool(self.viscosity != 0)
 
     def joint_positions(self, q: Tensor) -> Tensor:
         """Shoulder, elbow and hand positions (B, 3, 2) in m."""
