@@ -25,6 +25,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -289,6 +290,16 @@ def print_compile_table(rows: list[dict[str, Any]]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- main
+def git_revision() -> str:
+    """The repository's commit (with -dirty for uncommitted changes), so that numbers can be tied to code."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -299,6 +310,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "torch": torch.__version__,
         "mn_gym": mn_gym.__version__,
         "motornet": None if mn is None else getattr(mn, "__version__", "unknown"),
+        "git": git_revision(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
@@ -306,7 +318,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "check_inputs": not args.no_check_inputs,
         "args": vars(args),
     }
-    print(f"torch {env['torch']} | mn_gym {env['mn_gym']} | MotorNet {env['motornet'] or '-'} | "
+    print(f"torch {env['torch']} | mn_gym {env['mn_gym']} ({env['git']}) | MotorNet {env['motornet'] or '-'} | "
           f"python {env['python']} | {env['platform']}")
     print(f"CPU count {env['cpu_count']} | torch threads {env['torch_threads']} | repeats {args.repeats} | "
           f"mn_gym check_inputs={env['check_inputs']} | float32, dt 0.01 s, euler")

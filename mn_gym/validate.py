@@ -29,7 +29,6 @@ import torch
 from mn_gym.core.effector import Effector
 from mn_gym.core.geometry import ConstantGeometry, PolynomialGeometry, ViaPointGeometry
 from mn_gym.core.muscle import Muscle, muscle_class
-from mn_gym.core.prebuilt import compliant_arm26
 from mn_gym.core.skeleton import PointMass, TwoLinkArm
 
 TOLERANCES = {"float32": (1e-4, 1e-5), "float64": (1e-9, 1e-12)}
@@ -45,9 +44,9 @@ RK4_REASON = ("MotorNet's 'rk4' is first order (stages chained from the previous
 COMPLIANT_REASON = ("MotorNet's compliant fibre length moves at 1/10 of its reported velocity and reduces "
                     "a_rel below optimal length; mn_gym integrates the reported velocity and reduces a_rel above "
                     "optimal length as the rigid model does")
-THELEN_F64_REASON = ("MotorNet rounds the numerator coefficients of Thelen's lengthening force-velocity curve (products "
-                     "with max velocity) to float32 but not its denominator; mn_gym evaluates the curve exactly, so "
-                     "float64 Thelen rows that depend on it are compared at rtol {rtol:g}")
+THELEN_F64_REASON = ("MotorNet rounds the numerator coefficients of Thelen's lengthening force-velocity curve "
+                     "(products with max velocity) to float32 but not its denominator; mn_gym evaluates the curve "
+                     "exactly, so float64 Thelen rows that depend on it are compared at rtol {rtol:g}")
 THELEN_F64_RTOL = {"muscle_alone": 1e-7, "effector_trajectory": 1e-5}
 # MotorNet buffer name -> mn_gym muscle parameter.
 MUSCLE_BUFFERS = {

@@ -61,7 +61,7 @@ def _simulate(name: str, integrator: str, h: float, horizon: float, track: bool 
 def references():
     """Fine rk4 reference per effector (finest rk4 step / 16), plus smoothness diagnostics along it."""
     out = {}
-    for name, (horizon, hs_rk4, hs_euler) in CASES.items():
+    for name, (horizon, hs_rk4, _) in CASES.items():
         h_ref = min(hs_rk4) / 16
         out[name] = _simulate(name, "rk4", h_ref, horizon, track=True)
     return out

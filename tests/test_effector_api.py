@@ -123,13 +123,13 @@ def test_wrong_excitation_shape(arm):
 
 def test_wrong_excitation_dtype(arm):
     eff, s = arm
-    with pytest.raises(TypeError, match="dtype torch.float64"):
+    with pytest.raises(TypeError, match=r"dtype torch.float64"):
         eff.step(s, torch.zeros(2, 6, dtype=torch.float64))
 
 
 def test_excitation_not_a_tensor(arm):
     eff, s = arm
-    with pytest.raises(TypeError, match="torch.Tensor"):
+    with pytest.raises(TypeError, match=r"torch.Tensor"):
         eff.step(s, [[0.0] * 6] * 2)
 
 
@@ -138,21 +138,21 @@ def test_nonfinite_excitation(arm, bad):
     eff, s = arm
     u = torch.zeros(2, 6)
     u[1, 3] = bad
-    with pytest.raises(ValueError, match="excitation contains NaN or inf"):
+    with pytest.raises(ValueError, match=r"excitation contains NaN or inf"):
         eff.step(s, u)
 
 
 def test_bad_loads(arm):
     eff, s = arm
-    with pytest.raises(ValueError, match="endpoint_load must have shape"):
+    with pytest.raises(ValueError, match=r"endpoint_load must have shape"):
         eff.step(s, torch.zeros(2, 6), endpoint_load=torch.zeros(2, 3))
-    with pytest.raises(ValueError, match="joint_load contains NaN"):
+    with pytest.raises(ValueError, match=r"joint_load contains NaN"):
         eff.step(s, torch.zeros(2, 6), joint_load=torch.tensor([[0.0, math.nan], [0.0, 0.0]]))
 
 
 def test_device_mismatch_is_named(arm):
     eff, s = arm
-    with pytest.raises(ValueError, match="is on meta"):
+    with pytest.raises(ValueError, match=r"is on meta"):
         eff.step(s, torch.zeros(2, 6, device="meta"))
 
 
@@ -160,43 +160,43 @@ def test_initial_state_outside_limits(arm):
     eff, _ = arm
     with pytest.raises(ValueError, match=r"outside the joint limits .* batch rows \[1\]"):
         eff.initial_state(torch.tensor([[0.5, 0.5], [3.0, 0.5]]))
-    with pytest.raises(ValueError, match="joint_state must have shape"):
+    with pytest.raises(ValueError, match=r"joint_state must have shape"):
         eff.initial_state(torch.zeros(2, 3))
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match=r"NaN"):
         eff.initial_state(torch.tensor([[math.nan, 0.5]]))
 
 
 def test_unknown_names_and_parameters():
-    with pytest.raises(ValueError, match="unknown effector 'arm99'; known:"):
+    with pytest.raises(ValueError, match=r"unknown effector 'arm99'; known:"):
         mn_gym.make_effector("arm99")
-    with pytest.raises(ValueError, match="rigid-tendon muscle model .* got 'hill'"):
+    with pytest.raises(ValueError, match=r"rigid-tendon muscle model .* got 'hill'"):
         mn_gym.make_effector("arm26", muscle="hill")
     with pytest.raises(TypeError, match=r"unknown argument\(s\) \['dtt'\]"):
         mn_gym.make_effector("arm26", dtt=0.01)
-    with pytest.raises(ValueError, match="unknown integrator 'rk45'"):
+    with pytest.raises(ValueError, match=r"unknown integrator 'rk45'"):
         mn_gym.make_effector("arm26", integrator="rk45")
     with pytest.raises(TypeError, match=r"unknown parameter\(s\) \['max_force'\]"):
         mn_gym.make_effector("arm26", muscle_params={"max_force": 1.0})
 
 
 def test_missing_and_invalid_parameters():
-    with pytest.raises(TypeError, match="missing required parameter"):
+    with pytest.raises(TypeError, match=r"missing required parameter"):
         KistemakerMuscle(2, max_isometric_force=[1.0, 2.0])
     with pytest.raises(ValueError, match=r"'max_isometric_force' must have shape \(6,\)"):
         mn_gym.make_effector("arm26", muscle_params={"max_isometric_force": [1.0, 2.0]})
-    with pytest.raises(ValueError, match="must be > 0"):
+    with pytest.raises(ValueError, match=r"must be > 0"):
         mn_gym.make_effector("arm26", muscle_params={"optimal_fibre_length": -0.1})
-    with pytest.raises(ValueError, match="must be finite"):
+    with pytest.raises(ValueError, match=r"must be finite"):
         mn_gym.make_effector("pointmass24", mass=math.nan)
-    with pytest.raises(ValueError, match="dt must be a finite number > 0"):
+    with pytest.raises(ValueError, match=r"dt must be a finite number > 0"):
         mn_gym.make_effector("arm26", dt=0.0)
 
 
 def test_builder_errors():
     b = EffectorBuilder(TwoLinkArm.from_segments(), muscle="thelen")
-    with pytest.raises(ValueError, match="body must be an int in 0..2"):
+    with pytest.raises(ValueError, match=r"body must be an int in 0..2"):
         b.add_muscle("m", [(0, (0, 0)), (3, (0, 0))], max_isometric_force=1)
-    with pytest.raises(ValueError, match="at least 2 via points"):
+    with pytest.raises(ValueError, match=r"at least 2 via points"):
         b.add_muscle("m", [(0, (0, 0))])
-    with pytest.raises(ValueError, match="add at least one muscle"):
+    with pytest.raises(ValueError, match=r"add at least one muscle"):
         b.build()

@@ -2,7 +2,7 @@
 
 Inputs: excitations (5, B, M) and the initial q, qd, activation (and fibre length for the compliant
 tendon); the musculotendon path of the initial state is recomputed from the grad-requiring q, qd.
-Outputs: final q, qd, activation, endpoint (x, y, vx, vy) and muscle forces (plus fibre length).
+Outputs: final q, qd, activation, endpoint (x, y, vx, vy) and muscle forces / Fmax (plus fibre length).
 
 States are mid-range and excitations / activations strictly inside (min_activation, 1), well above
 Kistemaker's b_rel switch (0.3), so no clamp or branch switch is active; the preconditions are asserted.
@@ -67,7 +67,10 @@ def _rollout(eff, base, exc, q, qd, act, l_m=None):
 
 def _outputs(eff, base, *inputs):
     state = _rollout(eff, base, *inputs)
-    out = [state.q, state.qd, state.activation, eff.cartesian(state), eff.muscle_force(state)]
+    # Forces in units of max isometric force: O(1) like the other outputs, so that finite-difference round-off
+    # (~|F| 1e-16 / eps, amplified by the stiff compliant tendon) stays far below atol.
+    force = eff.muscle_force(state) / eff.muscle.max_isometric_force
+    out = [state.q, state.qd, state.activation, eff.cartesian(state), force]
     if state.fibre_length is not None:
         out.append(state.fibre_length)
     return tuple(out)

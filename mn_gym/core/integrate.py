@@ -17,18 +17,18 @@ After each (sub)step: activation is clipped to [min_activation, 1] and the joint
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from torch import Tensor
 
 if TYPE_CHECKING:
     from mn_gym.core.effector import Effector, EffectorState
 
-Loads = tuple[Optional[Tensor], Optional[Tensor]]  # endpoint load (B, 2), joint load (B, dof)
+Loads = tuple[Tensor | None, Tensor | None]  # endpoint load (B, 2), joint load (B, dof)
 
 
 def _add(x: tuple, k: tuple, h: float) -> tuple:
-    return tuple(None if xi is None else xi + h * ki for xi, ki in zip(x, k))
+    return tuple(None if xi is None else xi + h * ki for xi, ki in zip(x, k, strict=True))
 
 
 def euler(effector: Effector, state: EffectorState, u: Tensor, loads: Loads, dt: float) -> EffectorState:
@@ -45,7 +45,7 @@ def rk4(effector: Effector, state: EffectorState, u: Tensor, loads: Loads, dt: f
     k2, _ = effector.derivative(*_add(x, k1, 0.5 * dt), u, loads)
     k3, _ = effector.derivative(*_add(x, k2, 0.5 * dt), u, loads)
     k4, _ = effector.derivative(*_add(x, k3, dt), u, loads)
-    k = tuple(None if a is None else a + 2.0 * (b + c) + d for a, b, c, d in zip(k1, k2, k3, k4))
+    k = tuple(None if a is None else a + 2.0 * (b + c) + d for a, b, c, d in zip(k1, k2, k3, k4, strict=True))
     return effector.finish_step(_add(x, k, dt / 6.0), None)
 
 

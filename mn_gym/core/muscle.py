@@ -207,7 +207,7 @@ class KistemakerMuscle(_HillMuscle):
     kind = "kistemaker"
     state_names = ("activation", "muscle length", "muscle velocity", "force-length PE", "force-length CE",
                    "force-velocity CE", "force")
-    per_muscle = _HillMuscle.per_muscle + ("passive_stiffness",)
+    per_muscle = (*_HillMuscle.per_muscle, "passive_stiffness")
     default_activation = {"min_activation": 0.001, "tau_activation": 0.015, "tau_deactivation": 0.05}
 
     def _derive(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -397,7 +397,8 @@ class CompliantKistemakerMuscle(KistemakerMuscle):
         l0_se = self.tendon_slack_length
         l0_pe = self.passive_slack_length
         root_k = torch.sqrt(self.passive_stiffness)
-        stretched = (_SQRT_K_SE * (l_mt - l0_se) / l0_se + root_k * l0_pe / l0_ce) / (_SQRT_K_SE / l0_se + root_k / l0_ce)
+        stretched = ((_SQRT_K_SE * (l_mt - l0_se) / l0_se + root_k * l0_pe / l0_ce)
+                     / (_SQRT_K_SE / l0_se + root_k / l0_ce))
         slack = torch.maximum(l_mt - l0_se, 0.001 * l0_ce)
         return torch.where(l_mt < l0_se + l0_pe, slack, stretched)
 

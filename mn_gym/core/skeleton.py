@@ -15,6 +15,8 @@ from torch import Tensor
 
 from mn_gym.core.params import Component, FloatLike
 
+_TWO_DOF_ARM_UPPER = (math.radians(140), math.radians(160))  # MotorNet's TwoDofArm: shoulder, elbow (rad)
+
 
 class Skeleton(Component):
     """Base: joint bounds plus the dynamics interface."""
@@ -142,7 +144,7 @@ class TwoLinkArm(Skeleton):
         viscosity: FloatLike = 0.0,
         gravity: FloatLike = 0.0,
         pos_lower: FloatLike = 0.0,
-        pos_upper: FloatLike = (math.radians(140), math.radians(160)),
+        pos_upper: FloatLike = _TWO_DOF_ARM_UPPER,
         vel_lower: FloatLike = -1000.0,
         vel_upper: FloatLike = 1000.0,
         *,
@@ -158,6 +160,14 @@ class TwoLinkArm(Skeleton):
             m = getattr(self, name)
             if not bool(m[0, 1] == m[1, 0]):
                 raise ValueError(f"{name} must be symmetric, got {m.tolist()}")
+        if not bool(self.inertia_cos[1, 1] == 0):
+            raise ValueError(f"inertia_cos[1, 1] must be 0 for a two-link arm, got {float(self.inertia_cos[1, 1])}")
+        # The Coriolis coefficient is m2 l1 l2g = inertia_cos[0, 1]; it is stored apart only so that a value
+        # given at higher precision (MotorNet keeps it in float64, the inertia in float32) is kept as given.
+        k = float(self.inertia_cos[0, 1])
+        if abs(float(self.coriolis) - k) > 1e-6 * max(abs(k), 1e-12):
+            raise ValueError(f"coriolis ({float(self.coriolis)}) must equal inertia_cos[0, 1] ({k}) = m2 l1 l2g, "
+                             "or the arm does not conserve energy")
         self._check_bounds()
 
     @classmethod
