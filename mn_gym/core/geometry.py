@@ -58,11 +58,15 @@ class PolynomialGeometry(Geometry):
         m, d = self.n_muscles, self.dof
         return {"a0": (m,), "a1": (d, m), "a2": (d, m), "offset": (d,)}
 
+    def _refresh(self) -> None:
+        self._two_a2 = 2.0 * self.a2
+
     def __call__(self, skeleton: Skeleton, q: Tensor, qd: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        theta = (q - self.offset)[:, :, None]  # (B, dof, 1)
-        dl_dq = self.a1 + 2.0 * self.a2 * theta  # (B, dof, M)
-        l_mt = self.a0 + ((self.a1 + self.a2 * theta) * theta).sum(1)
-        v_mt = (dl_dq * qd[:, :, None]).sum(1)
+        theta = q - self.offset  # (B, dof)
+        # Sums over joints as matrix products: (B, dof) @ (dof, M).
+        l_mt = torch.addmm(self.a0, theta, self.a1) + (theta * theta) @ self.a2
+        v_mt = qd @ self.a1 + (qd * theta) @ self._two_a2
+        dl_dq = torch.addcmul(self.a1, theta[:, :, None], self._two_a2)  # (B, dof, M)
         return l_mt, v_mt, -dl_dq
 
 
@@ -132,23 +136,27 @@ class ViaPointGeometry(Geometry):
         device = self.local.device
         pm = self.point_muscle
         starts = [p for p in range(len(pm) - 1) if pm[p] == pm[p + 1]]
+        n_seg, dtype = len(starts), self.local.dtype
         self._body = torch.tensor(self.bodies, device=device)
-        self._start = torch.tensor(starts, device=device)
-        self._end = self._start + 1
-        self._sum = torch.zeros(len(starts), self.n_muscles, dtype=self.local.dtype, device=device)
-        self._sum[torch.arange(len(starts)), torch.tensor([pm[p] for p in starts])] = 1.0
-        self._sum = self._sum.to(device)
+        # Segment s runs from point starts[s] to starts[s] + 1: difference matrix (S, P) and per-muscle sums (S, M).
+        self._diff = torch.zeros(n_seg, len(pm), dtype=dtype, device=device)
+        self._diff[torch.arange(n_seg), torch.tensor(starts) + 1] = 1.0
+        self._diff[torch.arange(n_seg), torch.tensor(starts)] = -1.0
+        self._sum = torch.zeros(n_seg, self.n_muscles, dtype=dtype, device=device)
+        self._sum[torch.arange(n_seg), torch.tensor([pm[p] for p in starts])] = 1.0
 
     def __call__(self, skeleton: Skeleton, q: Tensor, qd: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         pos, jac = skeleton.point_kinematics(q, self._body, self.local)
-        d = pos[:, self._end] - pos[:, self._start]  # (B, S, 2)
-        dj = jac[:, self._end] - jac[:, self._start]  # (B, S, 2, dof)
-        length = torch.sqrt((d * d).sum(-1).clamp_min(_MIN_SEGMENT_SQ))  # (B, S)
-        dl_dq = (d[..., None] * dj).sum(-2) / length[..., None]  # (B, S, dof)
-        v_seg = (dl_dq * qd[:, None, :]).sum(-1)
+        b, n_points, dof = q.shape[0], len(self.bodies), self.dof
+        d = torch.matmul(self._diff, pos)  # (B, S, 2): segment vectors
+        dj = torch.matmul(self._diff, jac.reshape(b, n_points, 2 * dof)).view(b, -1, 2, dof)  # (B, S, 2, dof)
+        dx, dy = d[..., 0], d[..., 1]
+        length = torch.sqrt((dx * dx + dy * dy).clamp_min(_MIN_SEGMENT_SQ))  # (B, S)
+        dl_dq = (dx[..., None] * dj[:, :, 0] + dy[..., None] * dj[:, :, 1]) / length[..., None]  # (B, S, dof)
+        v_seg = torch.matmul(dl_dq, qd[:, :, None]).squeeze(-1)
         l_mt = length @ self._sum
         v_mt = v_seg @ self._sum
-        moment_arm = -torch.einsum("bsd,sm->bdm", dl_dq, self._sum)
+        moment_arm = -torch.matmul(dl_dq.transpose(1, 2), self._sum)  # (B, dof, M)
         return l_mt, v_mt, moment_arm
 
 

@@ -44,6 +44,10 @@ _TH_KPE = 5.0
 _TH_EPS0 = 0.6
 
 
+def _square(x: Tensor) -> Tensor:
+    return x * x
+
+
 def activation_rate(u: Tensor, a: Tensor, tau_act: Tensor, tau_deact: Tensor) -> Tensor:
     """d(activation)/dt (1/s) for excitation `u` and activation `a`, both (B, M).
 
@@ -184,7 +188,7 @@ def _kistemaker_hill_terms(a: Tensor, ln: Tensor, flce: Tensor) -> tuple[Tensor,
     q_crit = 0.3 activation, b_rel = 5.2 (1 - 0.9 (a - 0.3) / (0.005 - 0.3))^2 drops with activation.
     """
     a_rel = _A_REL * torch.where(ln > 1.0, flce, 1.0)
-    b_rel = _B_REL * (_B_REL_SLOPE * (a.clamp_max(_Q_CRIT) - _Q_CRIT) + 1.0) ** 2
+    b_rel = _B_REL * _square(_B_REL_SLOPE * (a.clamp_max(_Q_CRIT) - _Q_CRIT) + 1.0)
     return a_rel, b_rel, a * flce
 
 
@@ -223,8 +227,8 @@ class KistemakerMuscle(_HillMuscle):
         l_m = (l_mt - self.tendon_slack_length).clamp_min(0.0)
         ln = l_m / l0_ce
         vn = v_mt / self.max_velocity
-        flpe = self.passive_stiffness * ((l_m - self.passive_slack_length) / l0_ce).clamp_min(0.0) ** 2
-        flce = (1.0 - (ln - 1.0) ** 2 / _FL_WIDTH_SQ).clamp_min(_FL_MIN)
+        flpe = self.passive_stiffness * _square(((l_m - self.passive_slack_length) / l0_ce).clamp_min(0.0))
+        flce = (1.0 - _square(ln - 1.0) / _FL_WIDTH_SQ).clamp_min(_FL_MIN)
         a_rel, b_rel, fa = _kistemaker_hill_terms(a, ln, flce)
         p1 = _kistemaker_lengthening_pole(a, fa, flce, a_rel, b_rel)
         # Each branch sees only its own side of vn = 0, so the unused branch never divides by ~0 (NaN grads).
@@ -267,7 +271,7 @@ class ThelenMuscle(_HillMuscle):
         l_m = (l_mt - self.tendon_slack_length).clamp_min(0.001)
         vn = v_mt / self.max_velocity
         af, flen = self.af, self.flen
-        flce = torch.exp(-((l_m / l0_ce - 1.0) ** 2) / self.fl_width)
+        flce = torch.exp(-_square(l_m / l0_ce - 1.0) / self.fl_width)
         flpe = ((torch.exp(self.pe_exponent * (l_m - self.passive_slack_length) / l0_ce) - 1.0)
                 / self.pe_normaliser).clamp_min(0.0)
         base = af * (3.0 * a + 1.0)
@@ -373,10 +377,10 @@ class CompliantKistemakerMuscle(KistemakerMuscle):
         l0_se = self.tendon_slack_length
         strain = ((l_mt - l_m - l0_se) / l0_se).clamp_min(0.0)
         flse = (_K_SE * strain * strain).clamp_max(1.0)
-        flpe = self.passive_stiffness * ((l_m - self.passive_slack_length) / l0_ce).clamp_min(0.0) ** 2
+        flpe = self.passive_stiffness * _square(((l_m - self.passive_slack_length) / l0_ce).clamp_min(0.0))
         active = (flse - flpe).clamp_min(0.0)
         ln = l_m / l0_ce
-        flce = (1.0 - (ln - 1.0) ** 2 / _FL_WIDTH_SQ).clamp_min(_FL_MIN)
+        flce = (1.0 - _square(ln - 1.0) / _FL_WIDTH_SQ).clamp_min(_FL_MIN)
         a_rel, b_rel, fa = _kistemaker_hill_terms(a, ln, flce)
         shortening = b_rel * (active - fa) / (active + a * a_rel)
         # Invert the lengthening branch: s vn^2 + (s p1 + 1.5 fa - active) vn + p1 (fa - active) = 0.

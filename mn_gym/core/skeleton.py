@@ -58,11 +58,9 @@ class Skeleton(Component):
     def limit(self, q: Tensor, qd: Tensor) -> tuple[Tensor, Tensor]:
         """Hard joint limits: clip velocities to their bounds, stop motion pushing past a position bound,
         then clamp positions (as MotorNet 0.3.0). Gradients are zero through an active limit."""
-        qd = torch.minimum(torch.maximum(qd, self.vel_lower), self.vel_upper)
+        qd = torch.clamp(qd, self.vel_lower, self.vel_upper)
         outward = ((q >= self.pos_upper) & (qd > 0)) | ((q <= self.pos_lower) & (qd < 0))
-        qd = torch.where(outward, torch.zeros_like(qd), qd)
-        q = torch.minimum(torch.maximum(q, self.pos_lower), self.pos_upper)
-        return q, qd
+        return torch.clamp(q, self.pos_lower, self.pos_upper), torch.where(outward, 0.0, qd)
 
     def kinetic_energy(self, q: Tensor, qd: Tensor) -> Tensor:
         """Kinetic energy (B,) in J."""
