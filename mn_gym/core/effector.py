@@ -178,12 +178,29 @@ class Effector:
         """
         if self.check_inputs:
             self._check_step_inputs(state, excitation, endpoint_load, joint_load)
+        return self._advance(state, excitation, endpoint_load, joint_load)
+
+    def _advance(self, state: EffectorState, excitation: Tensor, endpoint_load: Tensor | None,
+                 joint_load: Tensor | None) -> EffectorState:
+        """`step` without input checks: clip excitations, then `n_substeps` integrator steps."""
         u = excitation.clamp(self._min_activation, 1.0)
         loads = (endpoint_load, joint_load)
         h = self.dt / self.n_substeps
         for _ in range(self.n_substeps):
             state = self._integrate(self, state, u, loads, h)
         return state
+
+    def compile(self, **compile_kwargs: Any) -> Effector:
+        """A copy whose integration runs under `torch.compile` (input checks stay in eager mode).
+
+        Compiling happens on the first `step` and takes seconds to tens of seconds; afterwards a step is
+        several times faster, most at small batch. Each new batch size or dtype may compile again.
+        `compile_kwargs` go to `torch.compile` (default `dynamic=False`). Never done implicitly.
+        """
+        new = self.replace()
+        compile_kwargs.setdefault("dynamic", False)
+        new._advance = torch.compile(new._advance, **compile_kwargs)  # type: ignore[method-assign]
+        return new
 
     # ---------------------------------------------------------------------------------- initial state
     def initial_state(self, joint_state: Tensor | Sequence) -> EffectorState:

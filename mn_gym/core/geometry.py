@@ -138,25 +138,31 @@ class ViaPointGeometry(Geometry):
         starts = [p for p in range(len(pm) - 1) if pm[p] == pm[p + 1]]
         n_seg, dtype = len(starts), self.local.dtype
         self._body = torch.tensor(self.bodies, device=device)
-        # Segment s runs from point starts[s] to starts[s] + 1: difference matrix (S, P) and per-muscle sums (S, M).
-        self._diff = torch.zeros(n_seg, len(pm), dtype=dtype, device=device)
-        self._diff[torch.arange(n_seg), torch.tensor(starts) + 1] = 1.0
-        self._diff[torch.arange(n_seg), torch.tensor(starts)] = -1.0
+        # Segment s runs from point starts[s] to starts[s] + 1: difference matrix (P, S) and per-muscle sums
+        # (S, M). Differences act on flattened (B, P * k) point data through kron(diff, I_k), so that one
+        # matrix product (batch folded into its rows) serves the whole batch.
+        diff = torch.zeros(len(pm), n_seg, dtype=torch.float64)
+        diff[torch.tensor(starts) + 1, torch.arange(n_seg)] = 1.0
+        diff[torch.tensor(starts), torch.arange(n_seg)] = -1.0
+        self._diff_pos = torch.kron(diff, torch.eye(2, dtype=torch.float64)).to(device=device, dtype=dtype)
+        self._diff_jac = torch.kron(diff, torch.eye(2 * self.dof, dtype=torch.float64)).to(device=device, dtype=dtype)
         self._sum = torch.zeros(n_seg, self.n_muscles, dtype=dtype, device=device)
         self._sum[torch.arange(n_seg), torch.tensor([pm[p] for p in starts])] = 1.0
 
     def __call__(self, skeleton: Skeleton, q: Tensor, qd: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         pos, jac = skeleton.point_kinematics(q, self._body, self.local)
-        b, n_points, dof = q.shape[0], len(self.bodies), self.dof
-        d = torch.matmul(self._diff, pos)  # (B, S, 2): segment vectors
-        dj = torch.matmul(self._diff, jac.reshape(b, n_points, 2 * dof)).view(b, -1, 2, dof)  # (B, S, 2, dof)
+        b, dof = q.shape[0], self.dof
+        d = (pos.reshape(b, -1) @ self._diff_pos).view(b, -1, 2)  # (B, S, 2): segment vectors
+        dj = (jac.reshape(b, -1) @ self._diff_jac).view(b, -1, 2, dof)  # (B, S, 2, dof)
         dx, dy = d[..., 0], d[..., 1]
         length = torch.sqrt((dx * dx + dy * dy).clamp_min(_MIN_SEGMENT_SQ))  # (B, S)
         dl_dq = (dx[..., None] * dj[:, :, 0] + dy[..., None] * dj[:, :, 1]) / length[..., None]  # (B, S, dof)
-        v_seg = torch.matmul(dl_dq, qd[:, :, None]).squeeze(-1)
+        v_seg = dl_dq[..., 0] * qd[:, :1]
+        for j in range(1, dof):
+            v_seg = v_seg + dl_dq[..., j] * qd[:, j:j + 1]
         l_mt = length @ self._sum
         v_mt = v_seg @ self._sum
-        moment_arm = -torch.matmul(dl_dq.transpose(1, 2), self._sum)  # (B, dof, M)
+        moment_arm = -(dl_dq.transpose(1, 2).reshape(b * dof, -1) @ self._sum).view(b, dof, -1)  # (B, dof, M)
         return l_mt, v_mt, moment_arm
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ Loads = tuple[Tensor | None, Tensor | None]  # endpoint load (B, 2), joint load 
 
 
 def _add(x: tuple, k: tuple, h: float) -> tuple:
-    return tuple(None if xi is None else xi + h * ki for xi, ki in zip(x, k, strict=True))
+    return tuple(None if xi is None else torch.add(xi, ki, alpha=h) for xi, ki in zip(x, k, strict=True))
 
 
 def euler(effector: Effector, state: EffectorState, u: Tensor, loads: Loads, dt: float) -> EffectorState:

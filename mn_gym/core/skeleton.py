@@ -59,8 +59,10 @@ class Skeleton(Component):
         """Hard joint limits: clip velocities to their bounds, stop motion pushing past a position bound,
         then clamp positions (as MotorNet 0.3.0). Gradients are zero through an active limit."""
         qd = torch.clamp(qd, self.vel_lower, self.vel_upper)
-        outward = ((q >= self.pos_upper) & (qd > 0)) | ((q <= self.pos_lower) & (qd < 0))
-        return torch.clamp(q, self.pos_lower, self.pos_upper), torch.where(outward, 0.0, qd)
+        # How far past the bound the joint moves towards (>= 0: at or past it, moving outward; zeroing a zero
+        # velocity changes nothing, so qd = 0 may take either branch).
+        excess = torch.where(qd > 0, q - self.pos_upper, self.pos_lower - q)
+        return torch.clamp(q, self.pos_lower, self.pos_upper), torch.where(excess >= 0, 0.0, qd)
 
     def kinetic_energy(self, q: Tensor, qd: Tensor) -> Tensor:
         """Kinetic energy (B,) in J."""
@@ -109,10 +111,10 @@ class PointMass(Skeleton):
 
     def point_kinematics(self, q: Tensor, body: Tensor, local: Tensor) -> tuple[Tensor, Tensor]:
         on_mass = (body == 1).to(q.dtype)  # (P,)
-        pos = local + on_mass[:, None] * q[:, None, :]
-        eye = torch.eye(2, dtype=q.dtype, device=q.device)
-        jac = (on_mass[:, None, None] * eye).expand(q.shape[0], -1, -1, -1)
-        return pos, jac
+        jac = on_mass[:, None, None] * torch.eye(2, dtype=q.dtype, device=q.device)  # (P, 2, 2), constant
+        # Positions as one matrix product, (B, 2) @ (2, 2P): broadcasting q over points is far slower.
+        pos = torch.addmm(local.reshape(-1), q, jac.permute(2, 0, 1).reshape(2, -1)).view(q.shape[0], -1, 2)
+        return pos, jac.expand(q.shape[0], -1, -1, -1)
 
     def kinetic_energy(self, q: Tensor, qd: Tensor) -> Tensor:
         return 0.5 * self.mass * (qd * qd).sum(-1)
