@@ -59,15 +59,24 @@ class PolynomialGeometry(Geometry):
         return {"a0": (m,), "a1": (d, m), "a2": (d, m), "offset": (d,)}
 
     def _refresh(self) -> None:
-        self._two_a2 = 2.0 * self.a2
+        # Everything is a matrix product with the batch folded into rows (broadcasting (B, dof, 1) against
+        # (dof, M) is several times slower on CPU):
+        #   [l_mt, v_mt] = [theta, theta^2, qd, qd theta] @ [[a1, 0], [a2, 0], [0, a1], [0, 2 a2]] + [a0, 0]
+        #   -moment_arm = a1 + 2 a2 theta = theta @ blockdiag(2 a2) + a1          (flattened to (B, dof M))
+        zero = torch.zeros_like(self.a1)
+        self._length_velocity = torch.cat((torch.cat((self.a1, zero), 1), torch.cat((self.a2, zero), 1),
+                                           torch.cat((zero, self.a1), 1), torch.cat((zero, 2.0 * self.a2), 1)), 0)
+        self._length_velocity_bias = torch.cat((self.a0, torch.zeros_like(self.a0)))
+        self._arm_slope = torch.block_diag(*(2.0 * self.a2).unbind(0))  # (dof, dof M)
+        self._arm_bias = self.a1.reshape(-1)
 
     def __call__(self, skeleton: Skeleton, q: Tensor, qd: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         theta = q - self.offset  # (B, dof)
-        # Sums over joints as matrix products: (B, dof) @ (dof, M).
-        l_mt = torch.addmm(self.a0, theta, self.a1) + (theta * theta) @ self.a2
-        v_mt = qd @ self.a1 + (qd * theta) @ self._two_a2
-        dl_dq = torch.addcmul(self.a1, theta[:, :, None], self._two_a2)  # (B, dof, M)
-        return l_mt, v_mt, -dl_dq
+        features = torch.cat((theta, theta * theta, qd, qd * theta), dim=1)  # (B, 4 dof)
+        lv = torch.addmm(self._length_velocity_bias, features, self._length_velocity)  # (B, 2M)
+        m = self.n_muscles
+        dl_dq = torch.addmm(self._arm_bias, theta, self._arm_slope).view(-1, self.dof, m)  # (B, dof, M)
+        return lv[:, :m], lv[:, m:], -dl_dq
 
 
 class ConstantGeometry(Geometry):

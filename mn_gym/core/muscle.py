@@ -178,26 +178,27 @@ class _HillMuscle(Muscle):
         return self.optimal_fibre_length, self.max_velocity
 
 
-_B_REL_SLOPE = 0.9 / (_Q_CRIT - _Q_MIN)
+# b_rel = 5.2 (1 + 0.9 (min(a, 0.3) - 0.3) / (0.3 - 0.005))^2 = (_BR0 + _BR1 min(a, 0.3))^2
+_BR_SLOPE = 0.9 / (_Q_CRIT - _Q_MIN)
+_BR1 = math.sqrt(_B_REL) * _BR_SLOPE
+_BR0 = math.sqrt(_B_REL) * (1.0 - _Q_CRIT * _BR_SLOPE)
 
 
-def _kistemaker_hill_terms(a: Tensor, ln: Tensor, flce: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """a_rel, b_rel and the isometric active force fa = a * flce of the Kistemaker (2010) model.
+def _kistemaker_terms(a: Tensor, ln: Tensor, flce: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Contraction-dynamics terms of Kistemaker et al. (2010) (after Van Soest & Bobbert 1993), (B, M) each:
 
-    a_rel drops with the force-length factor above optimal length (Van Soest & Bobbert 1993); below
-    q_crit = 0.3 activation, b_rel = 5.2 (1 - 0.9 (a - 0.3) / (0.005 - 0.3))^2 drops with activation.
+    a_rel a, with a_rel = 0.41, times the force-length factor above optimal length;
+    fa = a flce, the isometric active force;
+    b_rel = 5.2, reduced below activation 0.3 as 5.2 (1 - 0.9 (a - 0.3) / (0.005 - 0.3))^2;
+    p1 = fa / (4 d0 - 2 s), d0 = a (flce + a_rel) / b_rel: pole of the lengthening branch
+        F = (p1 (fa + s vn) + vn (1.5 fa + s vn)) / (p1 + vn), which meets the shortening branch
+        F = (vn a a_rel + fa b_rel) / (b_rel - vn) at vn = 0 with the same value fa.
     """
-    a_rel = _A_REL * torch.where(ln > 1.0, flce, 1.0)
-    b_rel = _B_REL * _square(_B_REL_SLOPE * (a.clamp_max(_Q_CRIT) - _Q_CRIT) + 1.0)
-    return a_rel, b_rel, a * flce
-
-
-def _kistemaker_lengthening_pole(a: Tensor, fa: Tensor, flce: Tensor, a_rel: Tensor, b_rel: Tensor) -> Tensor:
-    """p1 = fa / (4 d0 - 2 s), d0 = a (flce + a_rel) / b_rel: the lengthening branch of the force-velocity
-    curve is F = (p1 (fa + s vn) + vn (1.5 fa + s vn)) / (p1 + vn), equal to fa at vn = 0 with slope
-    matching the shortening branch there (Kistemaker et al. 2010; Van Soest & Bobbert 1993)."""
-    d0 = a * (flce + a_rel) / b_rel
-    return fa / (4.0 * d0 - 2.0 * _S_AS)
+    fa = a * flce
+    aa = _A_REL * torch.where(ln > 1.0, fa, a)
+    b_rel = _square(a.clamp_max(_Q_CRIT) * _BR1 + _BR0)
+    p1 = fa * b_rel / torch.sub(4.0 * (fa + aa), b_rel, alpha=2.0 * _S_AS)
+    return aa, fa, b_rel, p1
 
 
 class KistemakerMuscle(_HillMuscle):
@@ -229,14 +230,13 @@ class KistemakerMuscle(_HillMuscle):
         vn = v_mt / self.max_velocity
         flpe = self.passive_stiffness * _square(((l_m - self.passive_slack_length) / l0_ce).clamp_min(0.0))
         flce = (1.0 - _square(ln - 1.0) / _FL_WIDTH_SQ).clamp_min(_FL_MIN)
-        a_rel, b_rel, fa = _kistemaker_hill_terms(a, ln, flce)
-        p1 = _kistemaker_lengthening_pole(a, fa, flce, a_rel, b_rel)
+        aa, fa, b_rel, p1 = _kistemaker_terms(a, ln, flce)
         # Each branch sees only its own side of vn = 0, so the unused branch never divides by ~0 (NaN grads).
         vs = vn.clamp_max(0.0)
         vl = vn.clamp_min(0.0)
-        shortening = (vs * a * a_rel + fa * b_rel) / (b_rel - vs)
+        shortening = torch.addcmul(fa * b_rel, vs, aa) / (b_rel - vs)
         w = _S_AS * vl
-        lengthening = (p1 * (fa + w) + vl * (1.5 * fa + w)) / (p1 + vl)
+        lengthening = torch.addcmul(p1 * (fa + w), vl, torch.add(w, fa, alpha=1.5)) / (p1 + vl)
         active = torch.where(vn < 0.0, shortening, lengthening).clamp_min(0.0)
         force = (active + flpe) * self.max_isometric_force
         return a, l_m, v_mt, flpe, flce, active, force
@@ -381,10 +381,9 @@ class CompliantKistemakerMuscle(KistemakerMuscle):
         active = (flse - flpe).clamp_min(0.0)
         ln = l_m / l0_ce
         flce = (1.0 - _square(ln - 1.0) / _FL_WIDTH_SQ).clamp_min(_FL_MIN)
-        a_rel, b_rel, fa = _kistemaker_hill_terms(a, ln, flce)
-        shortening = b_rel * (active - fa) / (active + a * a_rel)
+        aa, fa, b_rel, p1 = _kistemaker_terms(a, ln, flce)
+        shortening = b_rel * (active - fa) / (active + aa)
         # Invert the lengthening branch: s vn^2 + (s p1 + 1.5 fa - active) vn + p1 (fa - active) = 0.
-        p1 = _kistemaker_lengthening_pole(a, fa, flce, a_rel, b_rel)
         lin = _S_AS * p1 + 1.5 * fa - active
         disc = (lin * lin - 4.0 * _S_AS * p1 * (fa - active)).clamp_min(1e-30)
         lengthening = (torch.sqrt(disc) - lin) / (2.0 * _S_AS)
