@@ -162,7 +162,10 @@ class ViaPointGeometry(Geometry):
         pos, jac = skeleton.point_kinematics(q, self._body, self.local)
         b, dof = q.shape[0], self.dof
         d = (pos.reshape(b, -1) @ self._diff_pos).view(b, -1, 2)  # (B, S, 2): segment vectors
-        dj = (jac.reshape(b, -1) @ self._diff_jac).view(b, -1, 2, dof)  # (B, S, 2, dof)
+        if jac.stride(0) == 0:  # the same Jacobians for every batch element (e.g. a point mass)
+            dj = (jac[:1].reshape(1, -1) @ self._diff_jac).view(1, -1, 2, dof).expand(b, -1, -1, -1)
+        else:
+            dj = (jac.reshape(b, -1) @ self._diff_jac).view(b, -1, 2, dof)  # (B, S, 2, dof)
         dx, dy = d[..., 0], d[..., 1]
         length = torch.sqrt((dx * dx + dy * dy).clamp_min(_MIN_SEGMENT_SQ))  # (B, S)
         dl_dq = (dx[..., None] * dj[:, :, 0] + dy[..., None] * dj[:, :, 1]) / length[..., None]  # (B, S, dof)

@@ -110,11 +110,18 @@ class PointMass(Skeleton):
         return torch.cat((q, qd), dim=-1)
 
     def point_kinematics(self, q: Tensor, body: Tensor, local: Tensor) -> tuple[Tensor, Tensor]:
-        on_mass = (body == 1).to(q.dtype)  # (P,)
-        jac = on_mass[:, None, None] * torch.eye(2, dtype=q.dtype, device=q.device)  # (P, 2, 2), constant
+        cache = self._kinematics_cache
+        if cache is None or cache[0] is not body or cache[1].dtype != q.dtype:
+            on_mass = (body == 1).to(q.dtype)  # (P,)
+            jac = on_mass[:, None, None] * torch.eye(2, dtype=q.dtype, device=q.device)  # (P, 2, 2): constant
+            cache = self._kinematics_cache = (body, jac, jac.permute(2, 0, 1).reshape(2, -1))
+        _, jac, select = cache
         # Positions as one matrix product, (B, 2) @ (2, 2P): broadcasting q over points is far slower.
-        pos = torch.addmm(local.reshape(-1), q, jac.permute(2, 0, 1).reshape(2, -1)).view(q.shape[0], -1, 2)
+        pos = torch.addmm(local.reshape(-1), q, select).view(q.shape[0], -1, 2)
         return pos, jac.expand(q.shape[0], -1, -1, -1)
+
+    def _refresh(self) -> None:
+        self._kinematics_cache: tuple[Tensor, Tensor, Tensor] | None = None
 
     def kinetic_energy(self, q: Tensor, qd: Tensor) -> Tensor:
         return 0.5 * self.mass * (qd * qd).sum(-1)
