@@ -219,17 +219,16 @@ class TwoLinkArm(Skeleton):
             c1 = torch.cos(q[:, 0])
             c12 = torch.cos(q[:, 0] + q[:, 1])
             tau = tau - torch.stack((self.gravity[0] * c1 + self.gravity[1] * c12, self.gravity[1] * c12), dim=-1)
-        q2 = q[:, 1]
-        qd1, qd2 = qd[:, 0], qd[:, 1]
+        q2 = q[:, 1:]  # (B, 1)
+        qd1, qd2 = qd[:, :1], qd[:, 1:]
         c2, s2 = torch.cos(q2), torch.sin(q2)
-        m11 = self._m11 + self._m11_cos * c2
-        m12 = self._m12 + self._m12_cos * c2
-        ks2 = self.coriolis * s2
-        rhs1 = tau[:, 0] + ks2 * (qd1 + qd1 + qd2) * qd2
-        rhs2 = tau[:, 1] - ks2 * qd1 * qd1
-        m22 = self._m22
-        det = m11 * m22 - m12 * m12
-        return torch.stack((m22 * rhs1 - m12 * rhs2, m11 * rhs2 - m12 * rhs1), dim=-1) / det[:, None]
+        diag = torch.addcmul(self._diag, c2, self._diag_cos)  # (B, 2): [m11, m22]
+        m12 = torch.addcmul(self._m12, c2, self._m12_cos)  # (B, 1)
+        # Coriolis and centripetal terms: coriolis sin(q2) [(2 qd1 + qd2) qd2, -qd1^2] = ... [qd2, qd1] * [2 qd1 + qd2, -qd1]
+        rhs = torch.addcmul(tau, self.coriolis * s2, qd.flip(-1) * torch.cat((torch.add(qd2, qd1, alpha=2.0), -qd1), 1))
+        det = torch.addcmul(diag.prod(-1, keepdim=True), m12, m12, value=-1.0)
+        # M^-1 rhs with M = [[m11, m12], [m12, m22]]: [m22 r1 - m12 r2, m11 r2 - m12 r1] / det
+        return torch.addcmul(rhs * diag.flip(-1), m12, rhs.flip(-1), value=-1.0) / det
 
     def jacobian_transpose_times(self, q: Tensor, force: Tensor) -> Tensor:
         """J(q)^T F: joint torques (B, 2) of an endpoint force F (B, 2) in the world frame."""
@@ -241,8 +240,8 @@ class TwoLinkArm(Skeleton):
 
     def _refresh(self) -> None:
         # The mass matrix is symmetric: M = [[m11, m12], [m12, m22]]; cache its entries as views.
-        self._m11, self._m12, self._m22 = self.inertia_const[0, 0], self.inertia_const[0, 1], self.inertia_const[1, 1]
-        self._m11_cos, self._m12_cos = self.inertia_cos[0, 0], self.inertia_cos[0, 1]
+        self._diag, self._diag_cos = self.inertia_const.diagonal(), self.inertia_cos.diagonal()
+        self._m12, self._m12_cos = self.inertia_const[0, 1:2], self.inertia_cos[0, 1:2]
         self._gravity_on = bool((self.gravity != 0).any())
         self._viscous = bool(self.viscosity != 0)
 
