@@ -200,3 +200,17 @@ def test_builder_errors():
         b.add_muscle("m", [(0, (0, 0))])
     with pytest.raises(ValueError, match=r"add at least one muscle"):
         b.build()
+
+
+def test_compiled_effector_matches_eager_and_keeps_checks():
+    """The optional torch.compile path (the only compile in the suite) gives the eager physics."""
+    eff = mn_gym.make_effector("arm26")
+    fast = eff.compile()
+    g = torch.Generator().manual_seed(3)
+    a = b = eff.random_initial_state(4, g)
+    for _ in range(5):
+        u = torch.rand(4, 6, generator=g)
+        a, b = eff.step(a, u), fast.step(b, u)
+    assert torch.allclose(a.q, b.q, atol=1e-6) and torch.allclose(a.activation, b.activation, atol=1e-6)
+    with pytest.raises(ValueError, match="NaN"):
+        fast.step(b, torch.full((4, 6), math.nan))

@@ -96,6 +96,9 @@ class Effector:
         dtypes = {skeleton.dtype, muscle.dtype, geometry.dtype}
         if len(dtypes) != 1:
             raise TypeError(f"components must share one dtype, got {sorted(map(str, dtypes))}")
+        devices = {skeleton.device, muscle.device, geometry.device}
+        if len(devices) != 1:
+            raise ValueError(f"components must share one device, got {sorted(map(str, devices))}")
         self.dt = check_finite_positive("dt", dt)
         self.integrator = integrator
         self._integrate = INTEGRATORS[integrator]
@@ -104,6 +107,7 @@ class Effector:
         self.name = name
         self.check_inputs = check_inputs
         self._min_activation = float(muscle.min_activation)
+        self._dtype, self._device = skeleton.dtype, skeleton.device  # cached: read on every checked step
 
     # ----------------------------------------------------------------------------------------- sizes
     @property
@@ -116,11 +120,11 @@ class Effector:
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.skeleton.dtype
+        return self._dtype
 
     @property
     def device(self) -> torch.device:
-        return self.skeleton.device
+        return self._device
 
     @property
     def muscle_state_names(self) -> tuple[str, ...]:
@@ -330,7 +334,7 @@ class Effector:
             raise ValueError(f"{name} is on {x.device}, but the effector is on {self.device}")
         if tuple(x.shape) != shape:
             raise ValueError(f"{name} must have shape {shape}, got {tuple(x.shape)}")
-        if not bool(torch.isfinite(x).all()):
+        if x.numel() and not math.isfinite(float(x.detach().abs().max())):  # max propagates NaN; cheap
             raise ValueError(f"{name} contains NaN or inf")
 
     def _check_step_inputs(self, state: EffectorState, excitation: Any, endpoint_load: Any, joint_load: Any) -> None:

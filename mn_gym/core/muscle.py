@@ -34,7 +34,7 @@ _B_REL = 5.2  # Hill constant b_rel (1/s, normalised by optimal length)
 _Q_CRIT = 0.3  # activation below which b_rel is reduced
 _Q_MIN = 0.005
 _K_SE = 1.0 / 0.04**2  # tendon stiffness: 4 % strain at max isometric force
-_SQRT_K_SE = 25.0
+_SQRT_K_SE = math.sqrt(_K_SE)
 
 # Thelen (2003) constants.
 _TH_AF = 0.25
@@ -223,13 +223,19 @@ class KistemakerMuscle(_HillMuscle):
             values["passive_stiffness"] = 1.0 / (1.66 - ratio) ** 2
         return values
 
-    def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
-        l0_ce = self.optimal_fibre_length
-        l_m = (l_mt - self.tendon_slack_length).clamp_min(0.0)
-        ln = l_m / l0_ce
-        vn = v_mt / self.max_velocity
-        flpe = self.passive_stiffness * _square(((l_m - self.passive_slack_length) / l0_ce).clamp_min(0.0))
+    def force_length(self, l_m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Normalised fibre length, passive force-length k_pe max((l_m - l0_pe) / l0_ce, 0)^2 and the
+        parabolic active force-length max(1 - (ln - 1)^2 / 0.66^2, 0.01), each (B, M)."""
+        ln = l_m / self.optimal_fibre_length
+        flpe = self.passive_stiffness * _square(((l_m - self.passive_slack_length) / self.optimal_fibre_length)
+                                                .clamp_min(0.0))
         flce = (1.0 - _square(ln - 1.0) / _FL_WIDTH_SQ).clamp_min(_FL_MIN)
+        return ln, flpe, flce
+
+    def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
+        l_m = (l_mt - self.tendon_slack_length).clamp_min(0.0)
+        vn = v_mt / self.max_velocity
+        ln, flpe, flce = self.force_length(l_m)
         aa, fa, b_rel, p1 = _kistemaker_terms(a, ln, flce)
         # Each branch sees only its own side of vn = 0, so the unused branch never divides by ~0 (NaN grads).
         vs = vn.clamp_max(0.0)
@@ -373,14 +379,11 @@ class CompliantKistemakerMuscle(KistemakerMuscle):
     def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
         if l_m is None:
             raise ValueError("the compliant muscle needs its fibre length l_m")
-        l0_ce = self.optimal_fibre_length
         l0_se = self.tendon_slack_length
         strain = ((l_mt - l_m - l0_se) / l0_se).clamp_min(0.0)
         flse = (_K_SE * strain * strain).clamp_max(1.0)
-        flpe = self.passive_stiffness * _square(((l_m - self.passive_slack_length) / l0_ce).clamp_min(0.0))
+        ln, flpe, flce = self.force_length(l_m)
         active = (flse - flpe).clamp_min(0.0)
-        ln = l_m / l0_ce
-        flce = (1.0 - _square(ln - 1.0) / _FL_WIDTH_SQ).clamp_min(_FL_MIN)
         aa, fa, b_rel, p1 = _kistemaker_terms(a, ln, flce)
         shortening = b_rel * (active - fa) / (active + aa)
         # Invert the lengthening branch: s vn^2 + (s p1 + 1.5 fa - active) vn + p1 (fa - active) = 0.
