@@ -224,7 +224,7 @@ class TwoLinkArm(Skeleton):
         c2, s2 = torch.cos(q2), torch.sin(q2)
         diag = torch.addcmul(self._diag, c2, self._diag_cos)  # (B, 2): [m11, m22]
         m12 = torch.addcmul(self._m12, c2, self._m12_cos)  # (B, 1)
-        # Coriolis and centripetal terms: coriolis sin(q2) [(2 qd1 + qd2) qd2, -qd1^2] = ... [qd2, qd1] * [2 qd1 + qd2, -qd1]
+        # Coriolis, centripetal: k sin(q2) [(2 qd1 + qd2) qd2, -qd1^2] = k sin(q2) [qd2, qd1] * [2 qd1 + qd2, -qd1]
         rhs = torch.addcmul(tau, self.coriolis * s2, qd.flip(-1) * torch.cat((torch.add(qd2, qd1, alpha=2.0), -qd1), 1))
         det = torch.addcmul(diag.prod(-1, keepdim=True), m12, m12, value=-1.0)
         # M^-1 rhs with M = [[m11, m12], [m12, m22]]: [m22 r1 - m12 r2, m11 r2 - m12 r1] / det
