@@ -2,7 +2,7 @@
 
 import torch
 
-from mn_gym.core.muscle import CompliantKistemakerMuscle, KistemakerMuscle, ThelenMuscle, activation_rate
+from mn_gym.core.muscle import CompliantKistemakerMuscle, KistemakerMuscle, ThelenMuscle
 
 F64 = torch.float64
 PARAMS = dict(max_isometric_force=[838.0, 414.0], tendon_slack_length=[0.07, 0.204],
@@ -55,10 +55,12 @@ def test_force_increases_with_lengthening_velocity():
 
 
 def test_activation_rate_time_constants():
-    tau_a, tau_d = torch.tensor(0.015, dtype=F64), torch.tensor(0.05, dtype=F64)
+    tau_a, tau_d = 0.015, 0.05
+    m = KistemakerMuscle(1, dtype=F64, max_isometric_force=1.0, tendon_slack_length=0.1, optimal_fibre_length=0.1,
+                         tau_activation=tau_a, tau_deactivation=tau_d)
     a = torch.tensor([0.2], dtype=F64)
-    rise = activation_rate(torch.tensor([1.0], dtype=F64), a, tau_a, tau_d)
-    fall = activation_rate(torch.tensor([0.0], dtype=F64), a, tau_a, tau_d)
+    rise = m.activation_rate(torch.tensor([1.0], dtype=F64), a)
+    fall = m.activation_rate(torch.tensor([0.0], dtype=F64), a)
     f = 0.5 + 1.5 * 0.2
     assert torch.allclose(rise, (1.0 - a) / (tau_a * f))
     assert torch.allclose(fall, -a / (tau_d / f))

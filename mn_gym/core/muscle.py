@@ -18,12 +18,13 @@ Activation dynamics for all: Thelen (2003) / MuJoCo first-order form with activa
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from mn_gym.core.params import Component, FloatLike
+from mn_gym.core.params import Component, FloatLike, scalar_tensors
 
 # Kistemaker / Van Soest & Bobbert contraction-dynamics constants.
 _S_AS = 0.001  # slope of the lengthening force-velocity curve near vn = 0
@@ -44,18 +45,15 @@ _TH_KPE = 5.0
 _TH_EPS0 = 0.6
 
 
+# b_rel = 5.2 (1 + 0.9 (min(a, 0.3) - 0.3) / (0.3 - 0.005))^2 = (_BR0 + _BR1 min(a, 0.3))^2
+_BR_SLOPE = 0.9 / (_Q_CRIT - _Q_MIN)
+_BR1 = math.sqrt(_B_REL) * _BR_SLOPE
+_BR0 = math.sqrt(_B_REL) * (1.0 - _Q_CRIT * _BR_SLOPE)
+_HOT_CONSTANTS = {"zero": 0.0, "half": 0.5, "one": 1.0, "four": 4.0, "a_rel": _A_REL, "br0": _BR0, "s_as": _S_AS}
+
+
 def _square(x: Tensor) -> Tensor:
     return x * x
-
-
-def activation_rate(u: Tensor, a: Tensor, tau_act: Tensor, tau_deact: Tensor) -> Tensor:
-    """d(activation)/dt (1/s) for excitation `u` and activation `a`, both (B, M).
-
-    tau = tau_act (0.5 + 1.5 a) while rising (u > a), tau_deact / (0.5 + 1.5 a) while falling (Thelen 2003).
-    """
-    f = 0.5 + 1.5 * a
-    tau = torch.where(u > a, tau_act * f, tau_deact / f)
-    return (u - a) / tau
 
 
 class Muscle(Component):
@@ -121,9 +119,18 @@ class Muscle(Component):
     def from_config(cls, cfg: dict[str, Any], *, dtype: torch.dtype = torch.float32, device: Any = None) -> Muscle:
         return cls(cfg["n_muscles"], dtype=dtype, device=device, **cfg["params"])
 
+    def _refresh(self) -> None:
+        self._k = scalar_tensors(self.max_isometric_force, **_HOT_CONSTANTS)
+
     def activation_rate(self, u: Tensor, a: Tensor) -> Tensor:
-        """d(activation)/dt for excitation `u` (already clipped) and activation `a`, (B, M)."""
-        return activation_rate(u, a, self.tau_activation, self.tau_deactivation)
+        """d(activation)/dt (1/s) for excitation `u` (already clipped) and activation `a`, both (B, M).
+
+        First order with time constant tau_activation (0.5 + 1.5 a) while rising (u > a) and
+        tau_deactivation / (0.5 + 1.5 a) while falling (Thelen 2003; MuJoCo).
+        """
+        f = torch.add(self._k.half, a, alpha=1.5)
+        tau = torch.where(u > a, self.tau_activation * f, self.tau_deactivation / f)
+        return (u - a) / tau
 
     def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
         """The muscle-state rows named in `state_names`, each (B, M)."""
@@ -178,27 +185,23 @@ class _HillMuscle(Muscle):
         return self.optimal_fibre_length, self.max_velocity
 
 
-# b_rel = 5.2 (1 + 0.9 (min(a, 0.3) - 0.3) / (0.3 - 0.005))^2 = (_BR0 + _BR1 min(a, 0.3))^2
-_BR_SLOPE = 0.9 / (_Q_CRIT - _Q_MIN)
-_BR1 = math.sqrt(_B_REL) * _BR_SLOPE
-_BR0 = math.sqrt(_B_REL) * (1.0 - _Q_CRIT * _BR_SLOPE)
-
-
-def _kistemaker_terms(a: Tensor, ln: Tensor, flce: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _kistemaker_terms(a: Tensor, ln: Tensor, flce: Tensor, k: SimpleNamespace
+                      ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Contraction-dynamics terms of Kistemaker et al. (2010) (after Van Soest & Bobbert 1993), (B, M) each:
 
     a_rel a, with a_rel = 0.41, times the force-length factor above optimal length;
-    fa = a flce, the isometric active force;
+    fa = a flce, the isometric active force, and fa b_rel;
     b_rel = 5.2, reduced below activation 0.3 as 5.2 (1 - 0.9 (a - 0.3) / (0.005 - 0.3))^2;
     p1 = fa / (4 d0 - 2 s), d0 = a (flce + a_rel) / b_rel: pole of the lengthening branch
         F = (p1 (fa + s vn) + vn (1.5 fa + s vn)) / (p1 + vn), which meets the shortening branch
         F = (vn a a_rel + fa b_rel) / (b_rel - vn) at vn = 0 with the same value fa.
     """
     fa = a * flce
-    aa = _A_REL * torch.where(ln > 1.0, fa, a)
-    b_rel = _square(a.clamp_max(_Q_CRIT) * _BR1 + _BR0)
-    p1 = fa * b_rel / torch.sub(4.0 * (fa + aa), b_rel, alpha=2.0 * _S_AS)
-    return aa, fa, b_rel, p1
+    aa = torch.where(ln > k.one, fa, a) * k.a_rel
+    b_rel = _square(torch.add(k.br0, a.clamp_max(_Q_CRIT), alpha=_BR1))
+    fb = fa * b_rel
+    p1 = fb / torch.sub((fa + aa) * k.four, b_rel, alpha=2.0 * _S_AS)
+    return aa, fa, fb, b_rel, p1
 
 
 class KistemakerMuscle(_HillMuscle):
@@ -229,21 +232,23 @@ class KistemakerMuscle(_HillMuscle):
         ln = l_m / self.optimal_fibre_length
         flpe = self.passive_stiffness * _square(((l_m - self.passive_slack_length) / self.optimal_fibre_length)
                                                 .clamp_min(0.0))
-        flce = (1.0 - _square(ln - 1.0) / _FL_WIDTH_SQ).clamp_min(_FL_MIN)
+        d = ln - self._k.one
+        flce = torch.addcmul(self._k.one, d, d, value=-1.0 / _FL_WIDTH_SQ).clamp_min(_FL_MIN)
         return ln, flpe, flce
 
     def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
         l_m = (l_mt - self.tendon_slack_length).clamp_min(0.0)
         vn = v_mt / self.max_velocity
         ln, flpe, flce = self.force_length(l_m)
-        aa, fa, b_rel, p1 = _kistemaker_terms(a, ln, flce)
+        k = self._k
+        aa, fa, fb, b_rel, p1 = _kistemaker_terms(a, ln, flce, k)
         # Each branch sees only its own side of vn = 0, so the unused branch never divides by ~0 (NaN grads).
         vs = vn.clamp_max(0.0)
         vl = vn.clamp_min(0.0)
-        shortening = torch.addcmul(fa * b_rel, vs, aa) / (b_rel - vs)
-        w = _S_AS * vl
+        shortening = torch.addcmul(fb, vs, aa) / (b_rel - vs)
+        w = vl * k.s_as
         lengthening = torch.addcmul(p1 * (fa + w), vl, torch.add(w, fa, alpha=1.5)) / (p1 + vl)
-        active = torch.where(vn < 0.0, shortening, lengthening).clamp_min(0.0)
+        active = torch.where(vn < k.zero, shortening, lengthening).clamp_min(0.0)
         force = (active + flpe) * self.max_isometric_force
         return a, l_m, v_mt, flpe, flce, active, force
 
@@ -384,7 +389,7 @@ class CompliantKistemakerMuscle(KistemakerMuscle):
         flse = (_K_SE * strain * strain).clamp_max(1.0)
         ln, flpe, flce = self.force_length(l_m)
         active = (flse - flpe).clamp_min(0.0)
-        aa, fa, b_rel, p1 = _kistemaker_terms(a, ln, flce)
+        aa, fa, _, b_rel, p1 = _kistemaker_terms(a, ln, flce, self._k)
         shortening = b_rel * (active - fa) / (active + aa)
         # Invert the lengthening branch: s vn^2 + (s p1 + 1.5 fa - active) vn + p1 (fa - active) = 0.
         lin = _S_AS * p1 + 1.5 * fa - active

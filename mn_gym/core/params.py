@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import torch
@@ -120,6 +121,15 @@ class Component:
     def __repr__(self) -> str:
         body = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.settings)
         return f"{type(self).__name__}({body})"
+
+
+def scalar_tensors(like: Tensor, **values: float) -> SimpleNamespace:
+    """Constants as 0-d tensors of `like`'s dtype and device.
+
+    A Python float in a binary tensor op is wrapped and cast on every call, which at small batch costs about
+    as much as the op itself; the hot paths use these cached tensors instead.
+    """
+    return SimpleNamespace(**{k: torch.tensor(v, dtype=like.dtype, device=like.device) for k, v in values.items()})
 
 
 def check_finite_positive(name: str, value: float) -> float:

@@ -29,6 +29,9 @@ class Skeleton(Component):
     def _bound_shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: (self.dof,) for name in self.bound_names}
 
+    def _refresh(self) -> None:
+        self._zero = torch.zeros((), dtype=self.pos_lower.dtype, device=self.pos_lower.device)
+
     def _check_bounds(self) -> None:
         if not bool((self.pos_lower < self.pos_upper).all()):
             raise ValueError(f"joint bounds must satisfy pos_lower < pos_upper, got {self.pos_lower.tolist()} "
@@ -61,8 +64,9 @@ class Skeleton(Component):
         qd = torch.clamp(qd, self.vel_lower, self.vel_upper)
         # How far past the bound the joint moves towards (>= 0: at or past it, moving outward; zeroing a zero
         # velocity changes nothing, so qd = 0 may take either branch).
-        excess = torch.where(qd > 0, q - self.pos_upper, self.pos_lower - q)
-        return torch.clamp(q, self.pos_lower, self.pos_upper), torch.where(excess >= 0, 0.0, qd)
+        zero = self._zero
+        excess = torch.where(qd > zero, q - self.pos_upper, self.pos_lower - q)
+        return torch.clamp(q, self.pos_lower, self.pos_upper), torch.where(excess >= zero, zero, qd)
 
     def kinetic_energy(self, q: Tensor, qd: Tensor) -> Tensor:
         """Kinetic energy (B,) in J."""
@@ -121,6 +125,7 @@ class PointMass(Skeleton):
         return pos, jac.expand(q.shape[0], -1, -1, -1)
 
     def _refresh(self) -> None:
+        super()._refresh()
         self._kinematics_cache: tuple[Tensor, Tensor, Tensor] | None = None
 
     def kinetic_energy(self, q: Tensor, qd: Tensor) -> Tensor:
@@ -239,6 +244,7 @@ class TwoLinkArm(Skeleton):
         return torch.stack((self.l1 * (c1 * fy - s1 * fx) + t2, t2), dim=-1)
 
     def _refresh(self) -> None:
+        super()._refresh()
         # The mass matrix is symmetric: M = [[m11, m12], [m12, m22]]; cache its entries as views.
         self._diag, self._diag_cos = self.inertia_const.diagonal(), self.inertia_cos.diagonal()
         self._m12, self._m12_cos = self.inertia_const[0, 1:2], self.inertia_cos[0, 1:2]
