@@ -237,55 +237,63 @@ def fmt_ratio(a: float | None, b: float | None) -> str:
     return "-" if a is None or b is None else f"{a / b:.2f}x"
 
 
-def print_step_table(rows: list[dict[str, Any]]) -> None:
-    print("\nEffector stepping under torch.no_grad(), effector-steps/s = batch * steps / s "
-          "(ratio = mn_gym median / MotorNet median; > 1: mn_gym faster)")
-    head = (f"{'effector':<12} {'batch':>6} {'N':>5} {'mn_gym min':>12} {'mn_gym median':>14} {'mn_gym max':>12} "
-            f"{'MotorNet median':>16} {'ratio':>7}")
+def print_table(title: str, columns: list[tuple[str, int]], lines: list[list[str] | str]) -> None:
+    """A right-aligned text table; `columns` = (header, width); a str line is printed as it is."""
+    print(f"\n{title}")
+    head = " ".join(f"{name:<{w}}" if i == 0 else f"{name:>{w}}" for i, (name, w) in enumerate(columns))
     print(head)
     print("-" * len(head))
+    for cells in lines:
+        if isinstance(cells, str):
+            print(cells)
+        else:
+            pairs = enumerate(zip(cells, columns, strict=True))
+            print(" ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, (_, w)) in pairs))
+
+
+def print_step_table(rows: list[dict[str, Any]]) -> None:
+    lines = []
     for r in rows:
-        g, m = r["mn_gym"], r["motornet"]
-        m_med = None if m is None else m["median"]
-        print(f"{r['effector']:<12} {r['batch']:>6} {g['n_steps']:>5} {fmt_speed(g['min']):>12} "
-              f"{fmt_speed(g['median']):>14} {fmt_speed(g['max']):>12} {fmt_speed(m_med):>16} "
-              f"{fmt_ratio(g['median'], m_med):>7}")
+        g, m_med = r["mn_gym"], None if r["motornet"] is None else r["motornet"]["median"]
+        lines.append([r["effector"], str(r["batch"]), str(g["n_steps"]), fmt_speed(g["min"]), fmt_speed(g["median"]),
+                      fmt_speed(g["max"]), fmt_speed(m_med), fmt_ratio(g["median"], m_med)])
+    print_table("Effector stepping under torch.no_grad(), effector-steps/s = batch * steps / s "
+                "(ratio = mn_gym median / MotorNet median; > 1: mn_gym faster)",
+                [("effector", 12), ("batch", 6), ("N", 5), ("mn_gym min", 12), ("mn_gym median", 14),
+                 ("mn_gym max", 12), ("MotorNet median", 16), ("ratio", 7)], lines)
 
 
 def print_fb_table(rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    r0 = rows[0]["mn_gym"]
-    print(f"\nForward + backward: {r0['steps']} steps at batch {r0['batch']}, seconds per rollout "
-          "(ratio = MotorNet median / mn_gym median = speed ratio; > 1: mn_gym faster)")
-    head = (f"{'effector':<12} {'mn_gym min':>11} {'mn_gym median':>14} {'mn_gym max':>11} "
-            f"{'MotorNet median':>16} {'ratio':>7}")
-    print(head)
-    print("-" * len(head))
+    lines = []
     for r in rows:
-        g, m = r["mn_gym"], r["motornet"]
-        m_med = None if m is None else m["median"]
-        print(f"{r['effector']:<12} {g['min']:>11.4f} {g['median']:>14.4f} {g['max']:>11.4f} "
-              f"{'-' if m_med is None else f'{m_med:.4f}':>16} {fmt_ratio(m_med, g['median']):>7}")
+        g, m_med = r["mn_gym"], None if r["motornet"] is None else r["motornet"]["median"]
+        lines.append([r["effector"], f"{g['min']:.4f}", f"{g['median']:.4f}", f"{g['max']:.4f}",
+                      "-" if m_med is None else f"{m_med:.4f}", fmt_ratio(m_med, g["median"])])
+    r0 = rows[0]["mn_gym"]
+    print_table(f"Forward + backward: {r0['steps']} steps at batch {r0['batch']}, seconds per rollout "
+                "(ratio = MotorNet median / mn_gym median = speed ratio; > 1: mn_gym faster)",
+                [("effector", 12), ("mn_gym min", 11), ("mn_gym median", 14), ("mn_gym max", 11),
+                 ("MotorNet median", 16), ("ratio", 7)], lines)
 
 
 def print_compile_table(rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    print("\nEffector.compile() (torch.compile, dynamic=False), effector-steps/s "
-          "(ratio = compiled median / eager median)")
-    head = (f"{'effector':<12} {'batch':>6} {'compile s':>10} {'compiled min':>13} {'compiled median':>16} "
-            f"{'compiled max':>13} {'eager median':>13} {'ratio':>7}")
-    print(head)
-    print("-" * len(head))
+    lines: list[list[str] | str] = []
     for r in rows:
         c = r["compiled"]
         if c is None:
-            print(f"{r['effector']:<12} {r['batch']:>6} compile failed: {r['error']}")
+            lines.append(f"{r['effector']:<12} {r['batch']:>6} compile failed: {r['error']}")
             continue
-        print(f"{r['effector']:<12} {r['batch']:>6} {c['compile_s']:>10.1f} {fmt_speed(c['min']):>13} "
-              f"{fmt_speed(c['median']):>16} {fmt_speed(c['max']):>13} {fmt_speed(r['eager_median']):>13} "
-              f"{fmt_ratio(c['median'], r['eager_median']):>7}")
+        lines.append([r["effector"], str(r["batch"]), f"{c['compile_s']:.1f}", fmt_speed(c["min"]),
+                      fmt_speed(c["median"]), fmt_speed(c["max"]), fmt_speed(r["eager_median"]),
+                      fmt_ratio(c["median"], r["eager_median"])])
+    print_table("Effector.compile() (torch.compile, dynamic=False), effector-steps/s "
+                "(ratio = compiled median / eager median)",
+                [("effector", 12), ("batch", 6), ("compile s", 10), ("compiled min", 13), ("compiled median", 16),
+                 ("compiled max", 13), ("eager median", 13), ("ratio", 7)], lines)
 
 
 # ----------------------------------------------------------------------------------------------- main
