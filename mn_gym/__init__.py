@@ -1,7 +1,29 @@
-"""mn_gym: differentiable biomechanical effectors and motor tasks for BPTT and reinforcement learning."""
+"""mn_gym: differentiable biomechanical effectors and motor tasks for BPTT and reinforcement learning.
 
+Faces over one torch core: `mn_gym.core` (effectors), `mn_gym.make` (functional, differentiable env by id).
+"""
+
+from mn_gym.catalogue import list_ids, make, register
 from mn_gym.core import EFFECTORS, Effector, EffectorBuilder, EffectorState, make_effector
+from mn_gym.functional import Env, EnvState, Rollout, rollout
+from mn_gym.policies import GRUPolicy, MLPPolicy
 
 __version__ = "0.1.0"
 
-__all__ = ["EFFECTORS", "Effector", "EffectorBuilder", "EffectorState", "__version__", "make_effector"]
+__all__ = [
+    "EFFECTORS",
+    "Effector",
+    "EffectorBuilder",
+    "EffectorState",
+    "Env",
+    "EnvState",
+    "GRUPolicy",
+    "MLPPolicy",
+    "Rollout",
+    "__version__",
+    "list_ids",
+    "make",
+    "make_effector",
+    "register",
+    "rollout",
+]

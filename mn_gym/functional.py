@@ -1,0 +1,320 @@
+"""The differentiable face: an effector and a task as pure reset / step functions over an immutable state.
+
+    env = mn_gym.make("ArmReach-v0", batch_size=64)
+    state, obs = env.reset(seed=0)
+    state, obs, reward, terminated, truncated, info = env.step(state, action)   # action (B, M) in [0, 1]
+
+Every tensor is batch-first. Gradients flow from observations and rewards back to actions, to the policy
+that produced them and to every effector parameter tensor. Each batch element has its own clock `t`;
+`truncated` turns True, element by element, when its episode reaches `max_steps`. There is no autoreset
+here: `reset_where` restarts chosen elements (the vector faces use it).
+
+Observation layout (concatenated): task terms (target x, y; plus a go cue for tasks with one), delayed vision
+(endpoint x, y), delayed proprioception (fibre lengths / optimal length, then fibre velocities / max velocity),
+then the last `action_frame_stacking` actions, oldest first. Noise (`*_noise`, standard deviations) is
+additive Gaussian from the env's seeded torch generator; `deterministic=True` removes every source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from mn_gym.core.effector import Effector, EffectorState
+from mn_gym.sensing import add_noise, delay_line, delay_steps, push
+from mn_gym.tasks.base import Task, TaskState
+
+RESET_OPTIONS = ("joint_state", "task_state", "target_index")
+
+
+class EnvState(NamedTuple):
+    """Everything that changes during an episode, (B, ...) each.
+
+    effector: the effector's state. task: the episode's task variables. t: (B,) long, steps since reset.
+    proprioception: (B, lag + 1, 2M) and vision: (B, lag + 1, 2) delay lines, oldest first.
+    actions: (B, n_stack, M) the last actions, oldest first. last_action: (B, M) the previous action.
+    """
+
+    effector: EffectorState
+    task: TaskState
+    t: Tensor
+    proprioception: Tensor
+    vision: Tensor
+    actions: Tensor
+    last_action: Tensor
+
+
+@dataclass(frozen=True)
+class SensorySettings:
+    """Delays (s) and noise standard deviations of the observation pipeline."""
+
+    proprioception_delay: float = 0.02
+    vision_delay: float = 0.05
+    action_noise: float = 0.0
+    proprioception_noise: float = 0.0
+    vision_noise: float = 0.0
+    observation_noise: float = 0.0
+    action_frame_stacking: int = 0
+
+
+class Env:
+    """A batch of `batch_size` episodes of `task` performed by `effector`.
+
+    Args:
+        effector: the effector (its dtype and device are the env's).
+        task: the task.
+        batch_size: number of episodes run side by side.
+        episode_duration: seconds per episode; max_steps = round(episode_duration / dt).
+        sensing: delays and noise (`SensorySettings`).
+        deterministic: drop every noise source.
+        env_id: the catalogue id this env was made from, if any.
+    """
+
+    def __init__(self, effector: Effector, task: Task, *, batch_size: int = 1, episode_duration: float = 1.0,
+                 sensing: SensorySettings | None = None, deterministic: bool = False,
+                 env_id: str | None = None, seed: int | None = None) -> None:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.effector, self.task, self.batch_size = effector, task, batch_size
+        self.sensing = sensing or SensorySettings()
+        s = self.sensing
+        self.dt = effector.dt
+        self.max_steps = delay_steps(episode_duration, self.dt, "episode_duration")
+        if self.max_steps < 1:
+            raise ValueError(f"episode_duration must be at least one step ({self.dt} s), got {episode_duration}")
+        self.proprioception_lag = delay_steps(s.proprioception_delay, self.dt, "proprioception_delay")
+        self.vision_lag = delay_steps(s.vision_delay, self.dt, "vision_delay")
+        for name in ("action_noise", "proprioception_noise", "vision_noise", "observation_noise"):
+            value = getattr(s, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0 (a standard deviation), got {value!r}")
+        if not isinstance(s.action_frame_stacking, int) or s.action_frame_stacking < 0:
+            raise ValueError(f"action_frame_stacking must be an int >= 0, got {s.action_frame_stacking!r}")
+        self.deterministic = bool(deterministic)
+        self.env_id = env_id
+        self.generator = torch.Generator(device=effector.device)
+        if seed is None:
+            self.generator.seed()  # nondeterministic, without touching torch's global generator
+        else:
+            self.generator.manual_seed(seed)
+        m = effector.n_muscles
+        self.obs_size = task.obs_size + 2 + 2 * m + s.action_frame_stacking * m
+        self.action_size = m
+        self._length_scale, self._velocity_scale = effector.muscle.proprioception_scale()
+
+    def __repr__(self) -> str:
+        return (f"Env(id={self.env_id!r}, effector={self.effector.name!r}, task={self.task.name!r}, "
+                f"batch_size={self.batch_size}, max_steps={self.max_steps}, dt={self.dt}, obs_size={self.obs_size}, "
+                f"action_size={self.action_size}, device={self.device}, dtype={self.dtype})")
+
+    @property
+    def device(self) -> torch.device:
+        return self.effector.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.effector.dtype
+
+    def _std(self, name: str) -> float:
+        return 0.0 if self.deterministic else getattr(self.sensing, name)
+
+    # ----------------------------------------------------------------------------------- sensing
+    def proprioception(self, eff: EffectorState) -> Tensor:
+        """Normalised fibre lengths and velocities now, (B, 2M)."""
+        rows = self.effector.muscle.rows(eff.activation, eff.mt_length, eff.mt_velocity, eff.fibre_length)
+        return torch.cat((rows[1] / self._length_scale, rows[2] / self._velocity_scale), dim=-1)
+
+    def vision(self, eff: EffectorState) -> Tensor:
+        """Endpoint position now, (B, 2)."""
+        return self.effector.cartesian(eff)[:, :2]
+
+    def observe(self, state: EnvState) -> Tensor:
+        """The observation (B, obs_size) of `state` (fresh sensory noise on each call)."""
+        g = self.generator
+        parts = [self.task.observation(state.task, state.t, self.dt),
+                 add_noise(state.vision[:, 0], self._std("vision_noise"), g),
+                 add_noise(state.proprioception[:, 0], self._std("proprioception_noise"), g)]
+        if self.sensing.action_frame_stacking:
+            parts.append(state.actions.flatten(1))
+        return add_noise(torch.cat(parts, dim=-1), self._std("observation_noise"), g)
+
+    # ----------------------------------------------------------------------------------- episodes
+    def _fresh(self, options: dict[str, Any]) -> EnvState:
+        unknown = set(options) - set(RESET_OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; valid: {list(RESET_OPTIONS)}")
+        b = self.batch_size
+        joint_state, ts = self.task.sample(self.effector, b, self.generator)
+        if "target_index" in options:
+            if not hasattr(self.task, "state_for"):
+                raise ValueError(f"task {self.task.name!r} has no indexed targets (target_index)")
+            index = torch.as_tensor(options["target_index"], device=self.device).long().reshape(-1).expand(b)
+            ts = self.task.state_for(self.effector, ts.origin, index, self.generator)
+        if options.get("task_state") is not None:
+            ts = options["task_state"]
+            if not isinstance(ts, TaskState) or ts.target.shape != (b, 2):
+                raise ValueError(f"task_state must be a TaskState of batch {b}")
+        if options.get("joint_state") is not None:
+            joint_state = options["joint_state"]
+        eff = self.effector.initial_state(joint_state)
+        if eff.batch_size != b:
+            raise ValueError(f"joint_state has batch {eff.batch_size}, but the env's batch_size is {b}")
+        zeros_m = torch.zeros(b, self.action_size, dtype=self.dtype, device=self.device)
+        return EnvState(
+            effector=eff,
+            task=ts,
+            t=torch.zeros(b, dtype=torch.long, device=self.device),
+            proprioception=delay_line(self.proprioception(eff), self.proprioception_lag),
+            vision=delay_line(self.vision(eff), self.vision_lag),
+            actions=zeros_m[:, None, :].expand(-1, self.sensing.action_frame_stacking, -1).clone(),
+            last_action=zeros_m,
+        )
+
+    def reset(self, seed: int | torch.Generator | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[EnvState, Tensor]:
+        """New episodes for the whole batch: (state, observation).
+
+        `seed` (int) reseeds the env's generator; a `torch.Generator` replaces it. `options`: `joint_state`
+        ((B, dof) or (B, 2 dof)), `task_state` (a TaskState), `target_index` (centre-out targets).
+        """
+        if isinstance(seed, torch.Generator):
+            self.generator = seed
+        elif seed is not None:
+            if not isinstance(seed, int) or isinstance(seed, bool):
+                raise TypeError(f"seed must be an int or a torch.Generator, got {type(seed).__name__}")
+            self.generator.manual_seed(seed)
+        if options is not None and not isinstance(options, dict):
+            raise TypeError(f"options must be a dict, got {type(options).__name__}")
+        state = self._fresh(options or {})
+        return state, self.observe(state)
+
+    def reset_where(self, state: EnvState, mask: Tensor) -> EnvState:
+        """`state` with the elements where `mask` (B,) is True restarted as new episodes (fresh draws)."""
+        fresh = self._fresh({})
+        return _select(mask, fresh, state)
+
+    def step(self, state: EnvState, action: Tensor
+             ) -> tuple[EnvState, Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
+        """Advance every element by one step under `action` (B, M) (excitations; clipped to [min act., 1]).
+
+        Returns (state, observation (B, obs_size), reward (B,), terminated (B,) bool, truncated (B,) bool,
+        info) with info = {"terms": named loss terms (B,), "distance": hand-goal distance (B,) m,
+        "is_success": (B,) bool, "goal": (B, 2), "endpoint_load": (B, 2) or None}.
+        """
+        if not isinstance(state, EnvState):
+            raise TypeError(f"state must be an EnvState (from reset), got {type(state).__name__}")
+        b, m = state.t.shape[0], self.action_size
+        if not isinstance(action, Tensor):
+            raise TypeError(f"action must be a torch.Tensor of shape ({b}, {m}), got {type(action).__name__}")
+        if tuple(action.shape) != (b, m):
+            raise ValueError(f"action must have shape ({b}, {m}), got {tuple(action.shape)}")
+        eff, ts, t = state.effector, state.task, state.t
+        cart = self.effector.cartesian(eff)
+        load = self.task.endpoint_load(ts, t, self.dt, cart)
+        excitation = add_noise(action, self._std("action_noise"), self.generator)
+        eff = self.effector.step(eff, excitation, endpoint_load=load)
+        t = t + 1
+        new = EnvState(
+            effector=eff,
+            task=ts,
+            t=t,
+            proprioception=push(state.proprioception, self.proprioception(eff)),
+            vision=push(state.vision, self.vision(eff)),
+            actions=push(state.actions, action) if self.sensing.action_frame_stacking else state.actions,
+            last_action=action,
+        )
+        cart = self.effector.cartesian(eff)
+        terms = self.task.loss_terms(ts, t, self.dt, cart, action, state.last_action)
+        reward = -sum(self.task.weights[k] * v for k, v in terms.items() if self.task.weights[k])
+        goal = self.task.goal(ts, t, self.dt)
+        distance = torch.linalg.vector_norm(cart[:, :2] - goal, dim=-1)
+        info = {"terms": terms, "distance": distance, "is_success": distance <= self.task.success_radius,
+                "goal": goal, "endpoint_load": load}
+        truncated = t >= self.max_steps
+        terminated = torch.zeros_like(truncated)
+        return new, self.observe(new), reward, terminated, truncated, info
+
+
+def _select(mask: Tensor, a: Any, b: Any) -> Any:
+    """Element-wise choice between two (nested NamedTuple) states: a where mask (B,), else b."""
+    if a is None:
+        return None
+    if isinstance(a, tuple):
+        return type(a)(*(_select(mask, x, y) for x, y in zip(a, b, strict=True)))
+    m = mask.reshape(-1, *([1] * (a.dim() - 1)))
+    return torch.where(m, a, b)
+
+
+class Rollout(NamedTuple):
+    """One episode of a batch, time-major: observations (T + 1, B, O), actions (T, B, M), rewards (T, B),
+    terms {name: (T, B)}, hand (T + 1, B, 4) endpoint states, goals (T + 1, B, 2), joint (T + 1, B, 2 dof),
+    activation (T + 1, B, M), hidden (T, B, H) policy states (empty when the policy has none),
+    success (B,) at the last step, and the final env state."""
+
+    observations: Tensor
+    actions: Tensor
+    rewards: Tensor
+    terms: dict[str, Tensor]
+    hand: Tensor
+    goals: Tensor
+    joint: Tensor
+    activation: Tensor
+    hidden: Tensor
+    success: Tensor
+    final_state: EnvState
+
+
+Policy = Callable[[Tensor, Any], tuple[Tensor, Any]]
+
+
+def rollout(env: Env, policy: Policy, *, seed: int | torch.Generator | None = None,
+            options: dict[str, Any] | None = None, n_steps: int | None = None, hidden: Any = None,
+            state: EnvState | None = None, obs: Tensor | None = None) -> Rollout:
+    """Run `policy(obs, hidden) -> (action, hidden)` for `n_steps` (default: the episode length).
+
+    Starts from `state`/`obs` when given (to continue a truncated BPTT window), else from `env.reset(seed,
+    options)`. `hidden` is the policy's initial state (its `initial_hidden(B)` when it has one and None is
+    given). Nothing is detached: gradients flow through the whole rollout.
+    """
+    if state is None:
+        state, obs = env.reset(seed, options)
+    elif obs is None:
+        obs = env.observe(state)
+    if hidden is None and hasattr(policy, "initial_hidden"):
+        hidden = policy.initial_hidden(env.batch_size)
+    steps = env.max_steps if n_steps is None else n_steps
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"n_steps must be a positive int, got {steps!r}")
+    observations, actions, rewards, hand, goals, joint, activation, hiddens = [obs], [], [], [], [], [], [], []
+    terms: dict[str, list[Tensor]] = {}
+    hand.append(env.effector.cartesian(state.effector))
+    goals.append(env.task.goal(state.task, state.t, env.dt))
+    joint.append(state.effector.joint)
+    activation.append(state.effector.activation)
+    info: dict[str, Any] = {}
+    for _ in range(steps):
+        action, hidden = policy(obs, hidden)
+        if isinstance(hidden, Tensor):
+            hiddens.append(hidden)
+        state, obs, reward, _, _, info = env.step(state, action)
+        observations.append(obs)
+        actions.append(action)
+        rewards.append(reward)
+        for k, v in info["terms"].items():
+            terms.setdefault(k, []).append(v)
+        hand.append(env.effector.cartesian(state.effector))
+        goals.append(info["goal"])
+        joint.append(state.effector.joint)
+        activation.append(state.effector.activation)
+    empty = torch.zeros(steps, env.batch_size, 0, dtype=env.dtype, device=env.device)
+    return Rollout(
+        observations=torch.stack(observations), actions=torch.stack(actions), rewards=torch.stack(rewards),
+        terms={k: torch.stack(v) for k, v in terms.items()}, hand=torch.stack(hand), goals=torch.stack(goals),
+        joint=torch.stack(joint), activation=torch.stack(activation),
+        hidden=torch.stack([h.reshape(env.batch_size, -1) for h in hiddens]) if hiddens else empty,
+        success=info["is_success"], final_state=state,
+    )

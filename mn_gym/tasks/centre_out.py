@@ -1,0 +1,89 @@
+"""Centre-out reaching to 8 targets, with a go cue, and its curl-field variant."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from mn_gym.core.effector import Effector
+from mn_gym.core.skeleton import TwoLinkArm
+from mn_gym.tasks.base import Task, TaskState, at_rest, hand_position
+
+
+class CentreOut(Task):
+    """Hold at a fixed centre, then reach one of `n_targets` targets on a circle when the go cue comes on.
+
+    | | |
+    |---|---|
+    | start | the centre posture (arm: shoulder, elbow = `centre_posture` rad; point mass: `centre_posture` m) |
+    | target | one of `n_targets` points at `radius` (m) around the centre hand position, uniform |
+    | go cue | at a step drawn uniformly in [`cue_min`, `cue_max`] s; the target is shown from the start |
+    | observation | target x, y (m), go cue (0 before, 1 after) |
+    | goal | the centre before the cue, the target after |
+    | loss | position error to the goal + effort + `velocity` weight x hand speed before the cue |
+    | success | hand within `success_radius` of the target |
+
+    Held-out evaluation uses the same 8 directions, so `target_index` in `reset` options picks them in order.
+    """
+
+    name = "centre_out"
+    obs_size = 3
+    defaults = {"radius": 0.1, "n_targets": 8, "cue_min": 0.1, "cue_max": 0.3, "centre_posture": None}
+    weight_defaults = {"position": 1.0, "effort": 1e-3, "velocity": 0.1, "jerk": 0.0}
+
+    def centre_joints(self, effector: Effector) -> list[float]:
+        posture = self.params["centre_posture"]
+        if posture is None:
+            posture = [math.pi / 4, math.pi / 2] if isinstance(effector.skeleton, TwoLinkArm) else [0.0, 0.0]
+        return list(posture)
+
+    def sample(self, effector: Effector, batch: int, generator: torch.Generator | None) -> tuple[Tensor, TaskState]:
+        opts = {"dtype": effector.dtype, "device": effector.device}
+        q0 = torch.tensor(self.centre_joints(effector), **opts).expand(batch, -1)
+        centre = hand_position(effector, q0)
+        n = int(self.params["n_targets"])
+        index = torch.randint(n, (batch,), generator=generator, device=effector.device)
+        return at_rest(q0), self.state_for(effector, centre, index, generator)
+
+    def state_for(self, effector: Effector, centre: Tensor, index: Tensor, generator: torch.Generator | None
+                  ) -> TaskState:
+        """Task state for targets `index` (B,) around `centre` (B, 2)."""
+        opts = {"dtype": effector.dtype, "device": effector.device}
+        angle = index.to(effector.dtype) * (2 * math.pi / int(self.params["n_targets"]))
+        target = centre + self.params["radius"] * torch.stack((torch.cos(angle), torch.sin(angle)), dim=-1)
+        lo, hi = self.params["cue_min"], self.params["cue_max"]
+        if not 0 <= lo <= hi:
+            raise ValueError(f"go cue window must satisfy 0 <= cue_min <= cue_max, got [{lo}, {hi}]")
+        cue_s = lo + (hi - lo) * torch.rand(centre.shape[0], generator=generator, **opts)
+        cue_step = torch.round(cue_s / effector.dt).long()
+        return TaskState(target, centre, cue_step, self.field_gain(centre.shape[0], generator, **opts),
+                         torch.zeros(centre.shape[0], 0, **opts))
+
+    def field_gain(self, batch: int, generator: torch.Generator | None, **opts) -> Tensor:
+        return torch.zeros(batch, **opts)
+
+    def observation(self, ts: TaskState, t: Tensor, dt: float) -> Tensor:
+        cue = (t >= ts.cue_step).to(ts.target.dtype)
+        return torch.cat((ts.target, cue[:, None]), dim=-1)
+
+
+class CurlField(CentreOut):
+    """Centre-out reaching in a velocity-dependent curl field F = k [-vy, vx] (N), k in N s/m.
+
+    With probability `catch_probability` a trial is a catch trial: the field is off. All else as `CentreOut`.
+    """
+
+    name = "curl_field"
+    defaults = {**CentreOut.defaults, "k": 15.0, "catch_probability": 0.0}
+
+    def field_gain(self, batch: int, generator: torch.Generator | None, **opts) -> Tensor:
+        p = self.params["catch_probability"]
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"catch_probability must lie in [0, 1], got {p}")
+        catch = torch.rand(batch, generator=generator, **opts) < p
+        return torch.where(catch, 0.0, float(self.params["k"]))
+
+    def endpoint_load(self, ts: TaskState, t: Tensor, dt: float, cartesian: Tensor) -> Tensor | None:
+        return ts.field[:, None] * torch.stack((-cartesian[:, 3], cartesian[:, 2]), dim=-1)

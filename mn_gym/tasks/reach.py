@@ -1,0 +1,31 @@
+"""Random reaching: start posture and target drawn uniformly in joint space (MotorNet's RandomTargetReach)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mn_gym.core.effector import Effector
+from mn_gym.tasks.base import Task, TaskState, at_rest, hand_position, plain_state, uniform_joints
+
+
+class RandomReach(Task):
+    """Reach from a random posture to a random reachable target, shown from the start.
+
+    | | |
+    |---|---|
+    | start | joint positions uniform within the limits (shrunk by `margin` per side), at rest |
+    | target | the endpoint of another uniform joint sample |
+    | observation | target x, y (m) |
+    | loss | position error every step + effort (+ velocity, jerk if weighted) |
+    | success | hand within `success_radius` of the target |
+    """
+
+    name = "reach"
+    defaults = {"margin": 0.0}
+
+    def sample(self, effector: Effector, batch: int, generator: torch.Generator | None) -> tuple[Tensor, TaskState]:
+        margin = self.params["margin"]
+        q0 = uniform_joints(effector, batch, generator, margin)
+        target = hand_position(effector, uniform_joints(effector, batch, generator, margin))
+        return at_rest(q0), plain_state(effector, target, hand_position(effector, q0))
