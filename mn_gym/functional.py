@@ -125,8 +125,9 @@ class Env:
     # ----------------------------------------------------------------------------------- sensing
     def proprioception(self, eff: EffectorState) -> Tensor:
         """Normalised fibre lengths and velocities now, (B, 2M)."""
-        rows = self.effector.muscle.rows(eff.activation, eff.mt_length, eff.mt_velocity, eff.fibre_length)
-        return torch.cat((rows[1] / self._length_scale, rows[2] / self._velocity_scale), dim=-1)
+        length, velocity = self.effector.muscle.fibre_state(eff.activation, eff.mt_length, eff.mt_velocity,
+                                                            eff.fibre_length)
+        return torch.cat((length / self._length_scale, velocity / self._velocity_scale), dim=-1)
 
     def vision(self, eff: EffectorState) -> Tensor:
         """Endpoint position now, (B, 2)."""
@@ -203,7 +204,7 @@ class Env:
 
         Returns (state, observation (B, obs_size), reward (B,), terminated (B,) bool, truncated (B,) bool,
         info) with info = {"terms": named loss terms (B,), "distance": hand-goal distance (B,) m,
-        "is_success": (B,) bool, "goal": (B, 2), "endpoint_load": (B, 2) or None}.
+        "is_success": (B,) bool, "goal": (B, 2), "hand": endpoint state (B, 4), "endpoint_load": (B, 2) or None}.
         """
         if not isinstance(state, EnvState):
             raise TypeError(f"state must be an EnvState (from reset), got {type(state).__name__}")
@@ -212,28 +213,27 @@ class Env:
             raise TypeError(f"action must be a torch.Tensor of shape ({b}, {m}), got {type(action).__name__}")
         if tuple(action.shape) != (b, m):
             raise ValueError(f"action must have shape ({b}, {m}), got {tuple(action.shape)}")
-        eff, ts, t = state.effector, state.task, state.t
-        cart = self.effector.cartesian(eff)
-        load = self.task.endpoint_load(ts, t, self.dt, cart)
+        eff, ts, t, task = state.effector, state.task, state.t, self.task
+        load = task.endpoint_load(ts, t, self.dt, self.effector.cartesian(eff)) if task.has_endpoint_load else None
         excitation = add_noise(action, self._std("action_noise"), self.generator)
         eff = self.effector.step(eff, excitation, endpoint_load=load)
         t = t + 1
+        cart = self.effector.cartesian(eff)
         new = EnvState(
             effector=eff,
             task=ts,
             t=t,
             proprioception=push(state.proprioception, self.proprioception(eff)),
-            vision=push(state.vision, self.vision(eff)),
+            vision=push(state.vision, cart[:, :2]),
             actions=push(state.actions, action) if self.sensing.action_frame_stacking else state.actions,
             last_action=action,
         )
-        cart = self.effector.cartesian(eff)
-        terms = self.task.loss_terms(ts, t, self.dt, cart, action, state.last_action)
-        reward = -sum(self.task.weights[k] * v for k, v in terms.items() if self.task.weights[k])
-        goal = self.task.goal(ts, t, self.dt)
-        distance = torch.linalg.vector_norm(cart[:, :2] - goal, dim=-1)
-        info = {"terms": terms, "distance": distance, "is_success": distance <= self.task.success_radius,
-                "goal": goal, "endpoint_load": load}
+        goal = task.goal(ts, t, self.dt)
+        terms = task.loss_terms(ts, t, self.dt, cart, goal, action, state.last_action)
+        reward = -sum(task.weights[k] * v for k, v in terms.items() if task.weights[k])
+        distance = terms["position"]
+        info = {"terms": terms, "distance": distance, "is_success": distance <= task.success_radius,
+                "goal": goal, "endpoint_load": load, "hand": cart}
         truncated = t >= self.max_steps
         terminated = torch.zeros_like(truncated)
         return new, self.observe(new), reward, terminated, truncated, info
@@ -306,7 +306,7 @@ def rollout(env: Env, policy: Policy, *, seed: int | torch.Generator | None = No
         rewards.append(reward)
         for k, v in info["terms"].items():
             terms.setdefault(k, []).append(v)
-        hand.append(env.effector.cartesian(state.effector))
+        hand.append(info["hand"])
         goals.append(info["goal"])
         joint.append(state.effector.joint)
         activation.append(state.effector.activation)

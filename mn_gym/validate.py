@@ -4,7 +4,9 @@
 
 Each case is `<case>.json` (how it was made, including every MotorNet parameter tensor as `buffers`) plus
 `<case>.npz` (the arrays). Effector cases are replayed step by step from the stored initial joint states,
-excitations and loads; muscle-alone cases are evaluated on the stored input grids. Every compared array is
+excitations and loads; muscle-alone cases are evaluated on the stored input grids; environment-observation
+cases are replayed through the functional env (`mn_gym.functional.Env`) from the stored initial joint states,
+goals and excitations, and its observations and episode ends are compared. Every compared array is
 split into named rows (state rows, or joint / cartesian components); a row passes when
     |mn_gym - golden| <= rtol * max|golden row| + atol,
 with rtol, atol = 1e-4, 1e-5 for float32 cases and 1e-9, 1e-12 for float64 cases. Each case prints one line
@@ -267,6 +269,97 @@ def _replay_muscle(meta: dict[str, Any], data: Any, cmp: Comparison) -> list[str
     return excluded
 
 
+# What the env sidecars leave out of `effector` for MotorNet's pre-built effectors (model.md 1.11): the
+# skeleton class and its segment lengths / Coriolis constant, the time step and the integrator. Every
+# parameter tensor still comes from the sidecar's `buffers`.
+ENV_EFFECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
+    "RigidTendonArm26": {"skeleton_class": "TwoDofArm", "timestep": 0.01, "integration_method": "euler",
+                         "n_ministeps": 1, "save_config": {"skeleton": {"L1": 0.309, "L2": 0.333,
+                                                                        "coriolis_2": 1.43 * 0.309 * 0.165,
+                                                                        "c_viscosity": 0.0}}},
+    "ReluPointMass24": {"skeleton_class": "PointMass", "timestep": 0.01, "integration_method": "euler",
+                        "n_ministeps": 1, "save_config": {"skeleton": {"mass": 1.0}}},
+}
+# mn_gym's observation layout -> the names MotorNet's env sidecars give its columns.
+ENV_OBS_NAMES = {"target": "goal", "vision": "vision (fingertip x,y)",
+                 "length": "proprioception: muscle length / l0_ce",
+                 "velocity": "proprioception: muscle velocity / vmax", "action": "past action"}
+
+
+def _env_effector_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """The env sidecar with its `effector` completed by the pre-built class's defaults where it says nothing."""
+    eff = dict(meta["effector"])
+    defaults = ENV_EFFECTOR_DEFAULTS.get(eff["class"])
+    if defaults is None and "save_config" not in eff:
+        raise ValueError(f"unsupported env effector class {eff['class']!r}")
+    for key, value in (defaults or {}).items():
+        eff.setdefault(key, value)
+    eff.setdefault("n_muscles", len(eff["muscle_names"]))
+    return {**meta, "effector": eff}
+
+
+def _replay_env(meta: dict[str, Any], data: Any, cmp: Comparison) -> None:
+    """Replay an environment-observation case through the functional env and compare obs and episode ends."""
+    from mn_gym.functional import Env, SensorySettings
+    from mn_gym.tasks import RandomReach, TaskState
+
+    dtype = getattr(torch, meta["dtype"])
+    effector = _effector_from_case(_env_effector_meta(meta), dtype)
+    dt = effector.dt
+    kw = meta["env_kwargs"]
+    unknown = set(kw) - {"max_ep_duration", "proprioception_delay", "vision_delay", "action_frame_stacking",
+                         "action_noise", "obs_noise", "proprioception_noise", "vision_noise"}
+    if unknown:
+        raise ValueError(f"env_kwargs {sorted(unknown)} are not replayed")
+    if any(kw.get(k, 0.0) for k in ("action_noise", "obs_noise", "proprioception_noise", "vision_noise")):
+        raise ValueError("env cases with noise cannot be replayed")
+    if meta.get("environment_class") != "RandomTargetReach":
+        raise ValueError(f"unsupported environment class {meta.get('environment_class')!r}")
+
+    def delay(value: float | None) -> float:
+        # MotorNet's delay D shows the value D - dt earlier (None means dt); mn_gym's delay d shows it d earlier.
+        return (dt if value is None else value) - dt
+
+    stack = int(kw.get("action_frame_stacking", 0))
+    sensing = SensorySettings(proprioception_delay=delay(kw.get("proprioception_delay")),
+                              vision_delay=delay(kw.get("vision_delay")), action_frame_stacking=stack)
+    obs_g = data["obs"]
+    n_steps, b = obs_g.shape[0] - 1, obs_g.shape[1]
+    env = Env(effector, RandomReach(), batch_size=b, episode_duration=kw.get("max_ep_duration", 1.0),
+              sensing=sensing, deterministic=True, seed=int(meta.get("env_seed", 0)))
+    m = effector.n_muscles
+    ours_names = ([ENV_OBS_NAMES["target"]] * 2 + [ENV_OBS_NAMES["vision"]] * 2 + [ENV_OBS_NAMES["length"]] * m
+                  + [ENV_OBS_NAMES["velocity"]] * m + [ENV_OBS_NAMES["action"]] * (stack * m))
+    layout = list(meta.get("obs_layout", ours_names))
+    if layout != ours_names:
+        raise ValueError(f"obs_layout {layout} does not match mn_gym's observation layout {ours_names}")
+    # Column names with an index within each group, e.g. "proprioception: muscle length / l0_ce [2]".
+    names = [f"{name} [{layout[:i].count(name)}]" for i, name in enumerate(layout)]
+    goal = torch.as_tensor(data["goal"], dtype=dtype)
+    joint0 = torch.as_tensor(data["joint"][0], dtype=dtype) if "joint" in data.files else \
+        torch.as_tensor(np.asarray(meta["initial_joint_state"]), dtype=dtype)
+    zeros = torch.zeros(b, dtype=dtype)
+    task_state = TaskState(target=goal, origin=effector.cartesian(effector.initial_state(joint0))[:, :2],
+                           cue_step=torch.zeros(b, dtype=torch.long), field=zeros, extra=torch.zeros(b, 0, dtype=dtype))
+    state, obs = env.reset(options={"joint_state": joint0, "task_state": task_state})
+    excitation = torch.as_tensor(data["excitation"], dtype=dtype)
+    observations, ends = [obs], []
+    with torch.no_grad():
+        for k in range(n_steps):
+            state, obs, _, terminated, truncated, _ = env.step(state, excitation[k])
+            observations.append(obs)
+            ends.append(terminated | truncated)
+    cmp.add("obs", torch.stack(observations).double().numpy(), obs_g.astype(np.float64), 2, names)
+    done = torch.stack(ends).numpy()
+    expected = np.broadcast_to(np.asarray(data["terminated"], dtype=bool)[:, None], done.shape)
+    if not np.array_equal(done, expected):
+        cmp.ok = False
+        ours_steps = sorted({int(k) + 1 for k in np.nonzero(done)[0]})
+        gold_steps = sorted({int(k) + 1 for k in np.nonzero(expected)[0]})
+        cmp.failures.append(f"terminated: episode ends after steps {ours_steps} (per element {done.sum(0).tolist()}),"
+                            f" golden after steps {gold_steps}")
+
+
 def validate_case(json_path: Path) -> Result:
     """Replay one golden case."""
     meta = json.loads(json_path.read_text())
@@ -305,7 +398,7 @@ def validate_case(json_path: Path) -> Result:
                 res.notes += cmp.failures
                 return res
         elif kind == "environment_observations":
-            return Result(case, "skipped", detail="environment observation cases are replayed by the task layer")
+            _replay_env(meta, data, cmp)
         else:
             return Result(case, "FAIL", notes=[f"unknown case kind {kind!r}"])
     except (KeyError, ValueError, TypeError) as exc:

@@ -46,6 +46,7 @@ class Task:
 
     name: ClassVar[str]
     obs_size: ClassVar[int] = 2
+    has_endpoint_load: ClassVar[bool] = False  # True when `endpoint_load` may return forces
     defaults: ClassVar[dict[str, Any]] = {}
     weight_defaults: ClassVar[dict[str, float]] = {"position": 1.0, "effort": 1e-3, "velocity": 0.0, "jerk": 0.0}
 
@@ -92,21 +93,19 @@ class Task:
         """(B,) bool: where the hand should not move at step t (penalised by the velocity term)."""
         return t < ts.cue_step
 
-    def loss_terms(self, ts: TaskState, t: Tensor, dt: float, cartesian: Tensor, action: Tensor,
+    def loss_terms(self, ts: TaskState, t: Tensor, dt: float, cartesian: Tensor, goal: Tensor, action: Tensor,
                    last_action: Tensor) -> dict[str, Tensor]:
-        """The named loss terms (B,) after step t-1 -> t, from the new endpoint state (B, 4)."""
-        goal = self.goal(ts, t, dt)
-        speed = torch.linalg.vector_norm(cartesian[:, 2:], dim=-1)
-        return {
-            "position": torch.linalg.vector_norm(cartesian[:, :2] - goal, dim=-1),
-            "effort": (action * action).mean(-1),
-            "velocity": torch.where(self.still(ts, t, dt), speed, torch.zeros_like(speed)),
-            "jerk": ((action - last_action) ** 2).mean(-1),
-        }
-
-    def success(self, ts: TaskState, t: Tensor, dt: float, cartesian: Tensor) -> Tensor:
-        """(B,) bool: the hand is within `success_radius` of the goal."""
-        return torch.linalg.vector_norm(cartesian[:, :2] - self.goal(ts, t, dt), dim=-1) <= self.success_radius
+        """The named loss terms (B,) after step t-1 -> t, from the new endpoint state (B, 4) and the goal
+        (B, 2). position and effort always; velocity and jerk only when they have a weight."""
+        terms = {"position": torch.linalg.vector_norm(cartesian[:, :2] - goal, dim=-1),
+                 "effort": (action * action).mean(-1)}
+        if self.weights["velocity"]:
+            speed = torch.linalg.vector_norm(cartesian[:, 2:], dim=-1)
+            terms["velocity"] = torch.where(self.still(ts, t, dt), speed, torch.zeros_like(speed))
+        if self.weights["jerk"]:
+            step = action - last_action
+            terms["jerk"] = (step * step).mean(-1)
+        return terms
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -76,6 +76,7 @@ class CurlField(CentreOut):
     """
 
     name = "curl_field"
+    has_endpoint_load = True
     defaults = {**CentreOut.defaults, "k": 15.0, "catch_probability": 0.0}
 
     def field_gain(self, batch: int, generator: torch.Generator | None, **opts) -> Tensor:

@@ -25,6 +25,7 @@ class Posture(Task):
     """
 
     name = "posture"
+    has_endpoint_load = True
     defaults = {"margin": 0.1, "max_force": 10.0, "onset_min": 0.1, "onset_max": 0.5, "duration": 0.1}
     weight_defaults = {"position": 1.0, "effort": 1e-3, "velocity": 0.1, "jerk": 0.0}
 
