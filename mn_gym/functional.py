@@ -17,6 +17,7 @@ additive Gaussian from the env's seeded torch generator; `deterministic=True` re
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -90,11 +91,16 @@ class Env:
         self.vision_lag = delay_steps(s.vision_delay, self.dt, "vision_delay")
         for name in ("action_noise", "proprioception_noise", "vision_noise", "observation_noise"):
             value = getattr(s, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-                raise ValueError(f"{name} must be a number >= 0 (a standard deviation), got {value!r}")
-        if not isinstance(s.action_frame_stacking, int) or s.action_frame_stacking < 0:
-            raise ValueError(f"action_frame_stacking must be an int >= 0, got {s.action_frame_stacking!r}")
-        self.deterministic = bool(deterministic)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0 (a standard deviation), got {value!r}")
+        stack = s.action_frame_stacking
+        if not isinstance(stack, int) or isinstance(stack, bool) or stack < 0:
+            raise ValueError(f"action_frame_stacking must be an int >= 0, got {stack!r}")
+        if not isinstance(deterministic, bool):
+            raise TypeError(f"deterministic must be a bool, got {deterministic!r}")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        self.deterministic = deterministic
         self.env_id = env_id
         self.generator = torch.Generator(device=effector.device)
         if seed is None:
@@ -149,7 +155,16 @@ class Env:
         if unknown:
             raise ValueError(f"unknown reset option(s) {sorted(unknown)}; valid: {list(RESET_OPTIONS)}")
         b = self.batch_size
-        joint_state, ts = self.task.sample(self.effector, b, self.generator)
+        joint_state = options.get("joint_state")
+        q0 = None
+        if joint_state is not None:
+            joint_state = torch.as_tensor(joint_state, dtype=self.dtype, device=self.device)
+            if joint_state.dim() != 2 or joint_state.shape[1] not in (self.effector.dof, 2 * self.effector.dof):
+                raise ValueError(f"joint_state must have shape ({b}, {self.effector.dof}) or ({b}, "
+                                 f"{2 * self.effector.dof}), got {tuple(joint_state.shape)}")
+            q0 = joint_state[:, :self.effector.dof]
+        sampled, ts = self.task.sample(self.effector, b, self.generator, q0)
+        joint_state = sampled if joint_state is None else joint_state
         if "target_index" in options:
             if not hasattr(self.task, "state_for"):
                 raise ValueError(f"task {self.task.name!r} has no indexed targets (target_index)")
@@ -159,8 +174,6 @@ class Env:
             ts = options["task_state"]
             if not isinstance(ts, TaskState) or ts.target.shape != (b, 2):
                 raise ValueError(f"task_state must be a TaskState of batch {b}")
-        if options.get("joint_state") is not None:
-            joint_state = options["joint_state"]
         eff = self.effector.initial_state(joint_state)
         if eff.batch_size != b:
             raise ValueError(f"joint_state has batch {eff.batch_size}, but the env's batch_size is {b}")
@@ -193,8 +206,22 @@ class Env:
         state = self._fresh(options or {})
         return state, self.observe(state)
 
+    def compile(self, **compile_kwargs: Any) -> Env:
+        """This env with its step transition (effector, sensing, task terms) under `torch.compile`.
+
+        Input checks stay in eager mode. Compiles on the first step (seconds to tens of seconds; again for a
+        new batch size or dtype). Noise draws interrupt the compiled graph, so it pays most with
+        `deterministic=True`. Returns self.
+        """
+        compile_kwargs.setdefault("dynamic", False)
+        self._transition = torch.compile(self._transition, **compile_kwargs)  # type: ignore[method-assign]
+        return self
+
     def reset_where(self, state: EnvState, mask: Tensor) -> EnvState:
         """`state` with the elements where `mask` (B,) is True restarted as new episodes (fresh draws)."""
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (self.batch_size,):
+            raise ValueError(f"mask must be a bool tensor of shape ({self.batch_size},), got "
+                             f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
         fresh = self._fresh({})
         return _select(mask, fresh, state)
 
@@ -213,10 +240,17 @@ class Env:
             raise TypeError(f"action must be a torch.Tensor of shape ({b}, {m}), got {type(action).__name__}")
         if tuple(action.shape) != (b, m):
             raise ValueError(f"action must have shape ({b}, {m}), got {tuple(action.shape)}")
+        if self.effector.check_inputs:
+            self.effector._check_tensor("action", action, (b, m))
+        return self._transition(state, action)
+
+    def _transition(self, state: EnvState, action: Tensor
+                    ) -> tuple[EnvState, Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
+        """`step` after input checks: pure tensor code, which `compile` hands to torch.compile."""
         eff, ts, t, task = state.effector, state.task, state.t, self.task
         load = task.endpoint_load(ts, t, self.dt, self.effector.cartesian(eff)) if task.has_endpoint_load else None
         excitation = add_noise(action, self._std("action_noise"), self.generator)
-        eff = self.effector.step(eff, excitation, endpoint_load=load)
+        eff = self.effector._advance(eff, excitation, load, None)
         t = t + 1
         cart = self.effector.cartesian(eff)
         new = EnvState(
@@ -230,7 +264,8 @@ class Env:
         )
         goal = task.goal(ts, t, self.dt)
         terms = task.loss_terms(ts, t, self.dt, cart, goal, action, state.last_action)
-        reward = -sum(task.weights[k] * v for k, v in terms.items() if task.weights[k])
+        reward = -sum((task.weights[k] * v for k, v in terms.items() if task.weights[k]),
+                      torch.zeros_like(terms["position"]))
         distance = terms["position"]
         info = {"terms": terms, "distance": distance, "is_success": distance <= task.success_radius,
                 "goal": goal, "endpoint_load": load, "hand": cart}

@@ -19,6 +19,36 @@ def test_golden_cases_pass(golden_dir, capsys):
     assert "pass" in by_case["arm26_euler_f64_random"]
     assert "differs by design" in by_case["arm26_rk4_f32_const05"]
     assert "differs by design" in by_case["compliant_rk4_f32_random"]
+    assert "0 skipped" in lines[-1]
+    for case in ("env_arm26_pdelay20_vdelay50", "env_pointmass_default_stack1"):
+        assert by_case[case].split()[1] == "pass"
+
+
+def test_env_cases_replay_tightly(golden_dir):
+    """The observation pipeline (delays, proprioception scaling, action stacking, episode end) matches."""
+    for case in ("env_arm26_pdelay20_vdelay50", "env_pointmass_default_stack1"):
+        res = validate.validate_case(golden_dir / f"{case}.json")
+        assert res.status == "pass", res.line()
+        assert res.worst < 1e-4
+
+
+def test_corrupted_env_case_fails(golden_dir, tmp_path):
+    """A perturbed observation column or a moved episode end is caught and named."""
+    case = "env_arm26_pdelay20_vdelay50"
+    for suffix in (".json", ".npz"):
+        shutil.copy(golden_dir / f"{case}{suffix}", tmp_path / f"{case}{suffix}")
+    original = dict(np.load(tmp_path / f"{case}.npz"))
+    data = {k: v.copy() for k, v in original.items()}
+    data["obs"][40, 2, 5] += 1e-2  # a proprioceptive length column
+    np.savez(tmp_path / f"{case}.npz", **data)
+    res = validate.validate_case(tmp_path / f"{case}.json")
+    assert res.status == "FAIL"
+    assert any("muscle length / l0_ce" in n for n in res.notes)
+    data = {k: v.copy() for k, v in original.items()}
+    data["terminated"][-1], data["terminated"][-2] = False, True
+    np.savez(tmp_path / f"{case}.npz", **data)
+    res = validate.validate_case(tmp_path / f"{case}.json")
+    assert res.status == "FAIL" and any("terminated" in n for n in res.notes)
 
 
 def test_float64_case_is_tight(golden_dir):

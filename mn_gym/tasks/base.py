@@ -73,8 +73,13 @@ class Task:
                 **self.params}
 
     # ------------------------------------------------------------------------------------- episodes
-    def sample(self, effector: Effector, batch: int, generator: torch.Generator | None) -> tuple[Tensor, TaskState]:
-        """Initial joint states (B, 2 dof) and the task state of `batch` new episodes."""
+    def sample(self, effector: Effector, batch: int, generator: torch.Generator | None,
+               q0: Tensor | None = None) -> tuple[Tensor, TaskState]:
+        """Initial joint states (B, 2 dof) and the task state of `batch` new episodes.
+
+        `q0` (B, dof), when given, is the start posture to use instead of a sampled one; goals that depend
+        on the start (posture, tracking, the reach origin) follow it.
+        """
         raise NotImplementedError
 
     def goal(self, ts: TaskState, t: Tensor, dt: float) -> Tensor:

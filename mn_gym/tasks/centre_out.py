@@ -39,10 +39,12 @@ class CentreOut(Task):
             posture = [math.pi / 4, math.pi / 2] if isinstance(effector.skeleton, TwoLinkArm) else [0.0, 0.0]
         return list(posture)
 
-    def sample(self, effector: Effector, batch: int, generator: torch.Generator | None) -> tuple[Tensor, TaskState]:
+    def sample(self, effector: Effector, batch: int, generator: torch.Generator | None,
+               q0: Tensor | None = None) -> tuple[Tensor, TaskState]:
         opts = {"dtype": effector.dtype, "device": effector.device}
-        q0 = torch.tensor(self.centre_joints(effector), **opts).expand(batch, -1)
-        centre = hand_position(effector, q0)
+        centre_q = torch.tensor(self.centre_joints(effector), **opts).expand(batch, -1)
+        centre = hand_position(effector, centre_q)  # the centre stays put when a start posture q0 is given
+        q0 = centre_q if q0 is None else q0
         n = int(self.params["n_targets"])
         index = torch.randint(n, (batch,), generator=generator, device=effector.device)
         return at_rest(q0), self.state_for(effector, centre, index, generator)

@@ -29,10 +29,11 @@ class Posture(Task):
     defaults = {"margin": 0.1, "max_force": 10.0, "onset_min": 0.1, "onset_max": 0.5, "duration": 0.1}
     weight_defaults = {"position": 1.0, "effort": 1e-3, "velocity": 0.1, "jerk": 0.0}
 
-    def sample(self, effector: Effector, batch: int, generator: torch.Generator | None) -> tuple[Tensor, TaskState]:
+    def sample(self, effector: Effector, batch: int, generator: torch.Generator | None,
+               q0: Tensor | None = None) -> tuple[Tensor, TaskState]:
         opts = {"dtype": effector.dtype, "device": effector.device}
         p = self.params
-        q0 = uniform_joints(effector, batch, generator, p["margin"])
+        q0 = uniform_joints(effector, batch, generator, p["margin"]) if q0 is None else q0
         home = hand_position(effector, q0)
         onset = p["onset_min"] + (p["onset_max"] - p["onset_min"]) * torch.rand(batch, generator=generator, **opts)
         onset_step = torch.round(onset / effector.dt)

@@ -24,8 +24,9 @@ class RandomReach(Task):
     name = "reach"
     defaults = {"margin": 0.0}
 
-    def sample(self, effector: Effector, batch: int, generator: torch.Generator | None) -> tuple[Tensor, TaskState]:
+    def sample(self, effector: Effector, batch: int, generator: torch.Generator | None,
+               q0: Tensor | None = None) -> tuple[Tensor, TaskState]:
         margin = self.params["margin"]
-        q0 = uniform_joints(effector, batch, generator, margin)
+        q0 = uniform_joints(effector, batch, generator, margin) if q0 is None else q0
         target = hand_position(effector, uniform_joints(effector, batch, generator, margin))
         return at_rest(q0), plain_state(effector, target, hand_position(effector, q0))

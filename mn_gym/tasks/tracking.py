@@ -27,11 +27,12 @@ class Tracking(Task):
     name = "track"
     defaults = {"margin": 0.15, "amplitude": 0.06, "n_components": 3, "f_min": 0.3, "f_max": 1.2}
 
-    def sample(self, effector: Effector, batch: int, generator: torch.Generator | None) -> tuple[Tensor, TaskState]:
+    def sample(self, effector: Effector, batch: int, generator: torch.Generator | None,
+               q0: Tensor | None = None) -> tuple[Tensor, TaskState]:
         opts = {"dtype": effector.dtype, "device": effector.device}
         p = self.params
         n = int(p["n_components"])
-        q0 = uniform_joints(effector, batch, generator, p["margin"])
+        q0 = uniform_joints(effector, batch, generator, p["margin"]) if q0 is None else q0
         origin = hand_position(effector, q0)
         amp = p["amplitude"] / n * torch.rand(batch, n, 2, generator=generator, **opts)
         freq = p["f_min"] + (p["f_max"] - p["f_min"]) * torch.rand(batch, n, 1, generator=generator, **opts)
