@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--compile", action="store_true", help="also time mn_gym with Env.compile()")
+    p.add_argument("--compile", action="store_true", help="also time mn_gym with rollout(..., compile=True)")
     p.add_argument("--no-motornet", action="store_true")
     p.add_argument("--quick", action="store_true", help="2 repeats")
     p.add_argument("--json", type=Path, default=None)
@@ -41,13 +41,11 @@ def mn_gym_iteration(batch: int, hidden: int, compiled: bool = False):
     # MotorNet's RandomTargetReach defaults: no noise, no sensory lag (its delay = dt shows the current value).
     env = mn_gym.make("PointMassReach-v0", batch_size=batch, seed=0, deterministic=True, proprioception_delay=0.0,
                       vision_delay=0.0)
-    if compiled:
-        env.compile()
     policy = mn_gym.GRUPolicy(env.obs_size, env.action_size, n_hidden=hidden)
     opt = torch.optim.Adam(policy.parameters(), lr=1e-3)
 
     def iteration() -> float:
-        ro = mn_gym.rollout(env, policy)
+        ro = mn_gym.rollout(env, policy, compile=compiled)
         loss = ro.terms["position"].mean() + 1e-3 * ro.terms["effort"].mean()
         opt.zero_grad()
         loss.backward()

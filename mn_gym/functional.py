@@ -18,6 +18,7 @@ additive Gaussian from the env's seeded torch generator; `deterministic=True` re
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -306,14 +307,40 @@ class Rollout(NamedTuple):
 Policy = Callable[[Tensor, Any], tuple[Tensor, Any]]
 
 
+_FUSED_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # policy -> {id(env): compiled step}
+
+
+def _policy_env_step(env: Env, policy: Policy, compiled: bool) -> Callable[..., tuple]:
+    """(obs, hidden, state) -> (action, hidden, state, obs, reward, info): policy then env, checked; or
+    both fused into one torch.compile'd step (cached per policy and env; no per-step input checks)."""
+    if not compiled:
+        def step(obs: Tensor, hidden: Any, state: EnvState) -> tuple:
+            action, hidden = policy(obs, hidden)
+            state, obs, reward, _, _, info = env.step(state, action)
+            return action, hidden, state, obs, reward, info
+        return step
+    cache = _FUSED_STEPS.setdefault(policy, {})
+    if id(env) not in cache:
+        def fused(obs: Tensor, hidden: Any, state: EnvState) -> tuple:
+            action, hidden = policy(obs, hidden)
+            state, obs, reward, _, _, info = env._transition(state, action)
+            return action, hidden, state, obs, reward, info
+        cache[id(env)] = torch.compile(fused, dynamic=False)
+    return cache[id(env)]
+
+
 def rollout(env: Env, policy: Policy, *, seed: int | torch.Generator | None = None,
             options: dict[str, Any] | None = None, n_steps: int | None = None, hidden: Any = None,
-            state: EnvState | None = None, obs: Tensor | None = None) -> Rollout:
+            state: EnvState | None = None, obs: Tensor | None = None, compile: bool = False) -> Rollout:
     """Run `policy(obs, hidden) -> (action, hidden)` for `n_steps` (default: the episode length).
 
     Starts from `state`/`obs` when given (to continue a truncated BPTT window), else from `env.reset(seed,
     options)`. `hidden` is the policy's initial state (its `initial_hidden(B)` when it has one and None is
     given). Nothing is detached: gradients flow through the whole rollout.
+
+    `compile=True` fuses the policy and the env transition into one `torch.compile`d step (compiled on the
+    first call, tens of seconds, then reused for this policy and env): several times faster forward and
+    backward at small batch, without per-step input checks. Needs a policy that torch.compile can trace.
     """
     if state is None:
         state, obs = env.reset(seed, options)
@@ -331,11 +358,11 @@ def rollout(env: Env, policy: Policy, *, seed: int | torch.Generator | None = No
     joint.append(state.effector.joint)
     activation.append(state.effector.activation)
     info: dict[str, Any] = {}
+    step = _policy_env_step(env, policy, compile)
     for _ in range(steps):
-        action, hidden = policy(obs, hidden)
+        action, hidden, state, obs, reward, info = step(obs, hidden, state)
         if isinstance(hidden, Tensor):
             hiddens.append(hidden)
-        state, obs, reward, _, _, info = env.step(state, action)
         observations.append(obs)
         actions.append(action)
         rewards.append(reward)
