@@ -1,0 +1,42 @@
+"""Task definitions: what each task samples, shows and pushes with (independent of any trained policy)."""
+
+import math
+
+import torch
+
+import mn_gym
+
+
+def test_tracking_path_starts_at_the_hand_and_moves_smoothly():
+    env = mn_gym.make("ArmTrack-v0", batch_size=16, deterministic=True)
+    s, _ = env.reset(seed=3)
+    goals = torch.stack([env.task.goal(s.task, torch.full((16,), k), env.dt) for k in range(env.max_steps)])
+    hand = env.effector.cartesian(s.effector)[:, :2]
+    assert torch.allclose(goals[0], hand, atol=1e-6)
+    step = torch.linalg.vector_norm(goals[1:] - goals[:-1], dim=-1)
+    assert step.max() < 2 * math.pi * 1.2 * 0.06 * env.dt + 1e-6  # bounded by amplitude x max frequency
+    assert (goals - hand).abs().max() > 1e-3  # it does move
+
+
+def test_posture_pulse_acts_only_in_its_window():
+    env = mn_gym.make("ArmPosture-v0", batch_size=64, deterministic=True, max_force=8.0, duration=0.1)
+    s, _ = env.reset(seed=1)
+    onset, offset, force = s.task.extra[:, 0], s.task.extra[:, 1], s.task.extra[:, 2:]
+    assert torch.allclose(offset - onset, torch.full_like(onset, 10.0))
+    assert (torch.linalg.vector_norm(force, dim=-1) <= 8.0 + 1e-5).all()
+    cart = env.effector.cartesian(s.effector)
+    for k in (0, 20, 40, 70):
+        t = torch.full((64,), k)
+        load = env.task.endpoint_load(s.task, t, env.dt, cart)
+        on = (k >= onset) & (k < offset)
+        assert torch.equal(load[on], force[on]) and (load[~on] == 0).all()
+
+
+def test_reach_targets_are_reachable_and_differ_from_the_start():
+    env = mn_gym.make("ArmReach-v0", batch_size=256, deterministic=True)
+    s, obs = env.reset(seed=0)
+    target = s.task.target
+    reach = env.effector.skeleton.l1 + env.effector.skeleton.l2
+    assert (torch.linalg.vector_norm(target, dim=-1) <= reach + 1e-6).all()
+    assert torch.equal(obs[:, :2], target)
+    assert torch.linalg.vector_norm(target - s.task.origin, dim=-1).mean() > 0.1
