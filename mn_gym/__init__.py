@@ -7,8 +7,11 @@ from mn_gym.catalogue import list_ids, make, register
 from mn_gym.core import EFFECTORS, Effector, EffectorBuilder, EffectorState, make_effector
 from mn_gym.functional import Env, EnvState, Rollout, rollout
 from mn_gym.policies import GRUPolicy, MLPPolicy
+from mn_gym.registry import gym_ids, register_all
 
 __version__ = "0.1.0"
+
+register_all()  # every catalogue id with gymnasium: gymnasium.make("mn_gym:ArmReach-v0")
 
 __all__ = [
     "EFFECTORS",
@@ -21,6 +24,7 @@ __all__ = [
     "MLPPolicy",
     "Rollout",
     "__version__",
+    "gym_ids",
     "list_ids",
     "make",
     "make_effector",

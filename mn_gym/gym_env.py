@@ -1,0 +1,309 @@
+"""The single-episode Gymnasium face: `MnGymEnv`, a `gymnasium.Env` over the functional env at batch 1."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.error import ResetNeeded
+from torch import Tensor
+
+from mn_gym.functional import Env, EnvState
+from mn_gym.registry import build_env
+
+__all__ = ["OBS_BOUND", "MnGymEnv", "action_to_excitation", "check_action", "observation_box"]
+
+MAX_RENDER_FPS = 100
+
+
+def action_to_excitation(action: Tensor) -> Tensor:
+    """The faces' action map: x in [-1, 1] (clipped) -> excitation (x + 1) / 2 in [0, 1]."""
+    return (action.clamp(-1.0, 1.0) + 1.0) * 0.5
+
+
+def check_action(action: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """`action` as a float32 numpy array of `shape`, or a clear error (wrong type, shape or dtype, NaN / inf)."""
+    if isinstance(action, Tensor):
+        action = action.detach().cpu().numpy()
+    try:
+        a = np.asarray(action)
+    except Exception as exc:  # pragma: no cover - exotic objects
+        raise TypeError(f"action must be an array of shape {shape}, got {type(action).__name__}") from exc
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"action must be a real-valued array (float32 preferred) of shape {shape}, got dtype "
+                        f"{a.dtype}")
+    if a.shape != shape:
+        raise ValueError(f"action must have shape {shape}, got {a.shape}")
+    a = a.astype(np.float32, copy=False)
+    if not np.isfinite(a).all():
+        raise ValueError(f"action must be finite, got {a}")
+    return a
+
+
+def _scalar_info(env: Env, terms: dict[str, Tensor], packed: np.ndarray, offset: int) -> tuple[dict[str, Any], int]:
+    info: dict[str, Any] = {}
+    for k in terms:
+        info[f"reward_{k}"] = -env.task.weights[k] * float(packed[offset])
+        offset += 1
+    return info, offset
+
+
+OBS_BOUND = float(np.finfo(np.float32).max)
+
+
+def observation_box(size: int) -> spaces.Box:
+    """The observation space: float32 within +-float32 max, i.e. every finite float32 (the observation is
+    unbounded in principle, through Gaussian noise and velocities; gymnasium's checker warns on +-inf bounds)."""
+    return spaces.Box(-OBS_BOUND, OBS_BOUND, (size,), np.float32)
+
+
+class MnGymEnv(gymnasium.Env):
+    """
+    ## Description
+
+    A planar musculoskeletal effector (a point mass or the two-link arm26, moved by Hill-type or linear
+    muscles) performs a motor task: reach a random target, centre-out reaches after a go cue, reaching in a
+    curl force field, holding a posture against force pulses, or tracking a moving target. One episode at a
+    time on the CPU; the physics, sensing and reward are those of the differentiable functional env
+    (`mn_gym.make(id)`), which this class only adapts (numpy in, numpy out). Ids: `mn_gym.list_ids()`.
+
+    ## Action Space
+
+    The action is a `ndarray` with shape `(n_muscles,)`, dtype float32, in `[-1, 1]`: one command per muscle,
+    mapped to a neural excitation `e = (a + 1) / 2` in `[0, 1]` (actions outside `[-1, 1]` are clipped).
+
+    | Action | Excitation | Meaning                                  |
+    |--------|------------|------------------------------------------|
+    | -1     | 0          | muscle at rest (its minimum activation)  |
+    | 0      | 0.5        | half excitation                          |
+    | 1      | 1          | full excitation                          |
+
+    Muscles: `env.unwrapped.muscle_names` (arm26: pectoralis, deltoid, brachioradialis, triceps lateral,
+    biceps, triceps long; pointmass24: four muscles pulling towards the corners).
+
+    ## Observation Space
+
+    The observation is a `ndarray` of float32, shape `(obs_size,)`, in principle unbounded (Gaussian noise,
+    velocities); its `Box` bounds are +-3.4e38, float32's largest finite value, which hold every finite
+    observation without the checker's warning about infinite bounds. Layout:
+
+    | Num                   | Observation                                              | Unit          |
+    |-----------------------|----------------------------------------------------------|---------------|
+    | 0, 1                  | target x, y                                              | m             |
+    | (2)                   | go cue (centre-out and curl-field tasks: 0 before, 1 after) | -          |
+    | next 2                | hand x, y, delayed by `vision_delay`                     | m             |
+    | next M                | fibre lengths / optimal length, delayed by `proprioception_delay` | -    |
+    | next M                | fibre velocities / max velocity, same delay              | -             |
+    | last k * M            | the last `action_frame_stacking` excitations, oldest first | -           |
+
+    Sensory and observation noise (additive Gaussian, `*_noise` standard deviations) come from the env's
+    seeded torch generator.
+
+    ## Rewards
+
+    reward = -sum_i w_i term_i per step, with terms position (hand-goal distance, m), effort (mean squared
+    excitation), velocity (hand speed where the task wants the hand still) and jerk (mean squared change of
+    excitation). Defaults w = 1, 1e-3, 0 (0.1 for centre-out and posture), 0; `weights={...}` overrides. The
+    BPTT loss of the functional env is the same sum. `info` holds each weighted term `reward_<term>` (they add
+    up to the reward), `distance` (m), `is_success` (distance <= `success_radius`), `goal` (2,) and `hand`
+    (x, y, vx, vy).
+
+    ## Starting State
+
+    Drawn by the task from the env's torch generator: reach tasks start at a random posture (uniform in
+    joint space) with a random target in the workspace; centre-out starts at the centre with one of 8
+    targets. `reset(options=...)` takes `joint_state` ((dof,) or (2 dof,)), `target_index` (centre-out) or
+    `task_state`.
+
+    ## Episode End
+
+    1. Termination: never (the tasks have no terminal states).
+    2. Truncation: after `max_episode_steps` steps = round(episode_duration / dt) (100 for most ids: 1 s at
+       10 ms); `gymnasium.make` registers the same number for its `TimeLimit`.
+
+    ## Arguments
+
+    `gymnasium.make(id, **kwargs)` passes every catalogue setting of the id (`mn_gym.catalogue.entry(id)
+    .valid_kwargs()`; an unknown name raises and lists them): effector settings (`muscle`, `integrator`,
+    `dt`, `n_substeps`, `damping`, `muscle_params`, ...), task settings (`success_radius`, `weights`, `k`,
+    ...), sensing (`proprioception_delay`, `vision_delay`, `*_noise`, `action_frame_stacking`,
+    `deterministic`), `episode_duration` and `seed`; and the face's own:
+
+    | Argument            | Default | Meaning                                                        |
+    |---------------------|---------|----------------------------------------------------------------|
+    | `render_mode`       | None    | "rgb_array" (uint8 (H, W, 3) frames, headless) or "human"      |
+    | `render_width`      | 400     | frame width in pixels                                          |
+    | `device`            | None    | torch device of the functional env (CPU by default)            |
+    | `compile`           | False   | `torch.compile` the step (first step compiles, seconds)        |
+    | `max_episode_steps` | None    | cut episodes at min(this, round(episode_duration / dt)) steps  |
+
+    `reset(seed=s)` reseeds both `np_random` and the functional env's torch generator (seed=None keeps
+    both streams going), so one seed gives one episode in every face: this env, lane 0 of `MnGymVectorEnv`
+    and of `mn_gym.sb3.MnGymVecEnv` with one env, and `mn_gym.make(id).reset(seed=s)`.
+
+    ## Version History
+
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": MAX_RENDER_FPS}
+    FACE_KWARGS = ("render_mode", "render_width", "device", "compile", "max_episode_steps")
+
+    def __init__(self, env_id: str, render_mode: str | None = None, *, render_width: int = 400,
+                 device: torch.device | str | None = None, compile: bool = False,
+                 max_episode_steps: int | None = None, **kwargs: Any) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got "
+                             f"{render_mode!r}")
+        self._env_id, self._kwargs = env_id, dict(kwargs)
+        self._face = {"render_mode": render_mode, "render_width": render_width, "device": device,
+                      "compile": compile, "max_episode_steps": max_episode_steps}
+        self._env = build_env(env_id, 1, self._kwargs, self.FACE_KWARGS, device=device, compile=compile,
+                              max_episode_steps=max_episode_steps)
+        env = self._env
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": min(MAX_RENDER_FPS, round(1.0 / env.dt))}
+        self.observation_space = observation_box(env.obs_size)
+        self.action_space = spaces.Box(-1.0, 1.0, (env.action_size,), np.float32)
+        self.muscle_names = env.effector.muscle_names
+        self.max_episode_steps = env.max_steps
+        self._state: EnvState | None = None
+        self._closed = False
+        self._renderer = self._window = None
+        self._trail: deque = deque(maxlen=50)
+
+    # ----------------------------------------------------------------------------------------------- api
+    @property
+    def functional(self) -> Env:
+        """The functional env (batch 1) behind this face."""
+        return self._env
+
+    @property
+    def state(self) -> EnvState | None:
+        """The current functional `EnvState` (batch 1), None before the first reset."""
+        return self._state
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._check_open()
+        if seed is not None:
+            seed = int(seed)
+        with torch.no_grad():
+            self._state, obs = self._env.reset(seed=seed, options=self._batch_options(options))
+            state = self._state
+            hand = self._env.effector.cartesian(state.effector)[0]
+            goal = self._env.task.goal(state.task, state.t, self._env.dt)[0]
+            packed = torch.cat((obs[0], goal, hand)).cpu().numpy()
+        n = self._env.obs_size
+        goal_np, hand_np = packed[n:n + 2].copy(), packed[n + 2:].copy()
+        info = {"distance": float(np.hypot(*(hand_np[:2] - goal_np))), "goal": goal_np, "hand": hand_np}
+        self._trail.clear()
+        self._trail.append(hand_np[:2])
+        if self.render_mode == "human":
+            self.render()
+        return packed[:n].copy(), info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        self._check_open()
+        if self._state is None:
+            raise ResetNeeded("Cannot call step() before reset(): call env.reset() first")
+        a = check_action(action, self.action_space.shape)
+        env = self._env
+        with torch.no_grad():
+            excitation = action_to_excitation(torch.from_numpy(a).to(env.device)[None])
+            self._state, obs, reward, terminated, truncated, info = env.step(self._state, excitation)
+            terms = info["terms"]
+            flags = torch.stack((info["is_success"][0], terminated[0], truncated[0])).to(obs.dtype)
+            packed = torch.cat((obs[0], reward, *(v for v in terms.values()), info["distance"], flags,
+                                info["goal"][0], info["hand"][0])).cpu().numpy()
+        n = env.obs_size
+        out_info, i = _scalar_info(env, terms, packed, n + 1)
+        out_info["distance"] = float(packed[i])
+        out_info["is_success"] = bool(packed[i + 1])
+        out_info["goal"] = packed[i + 4:i + 6].copy()
+        out_info["hand"] = packed[i + 6:i + 10].copy()
+        self._trail.append(out_info["hand"][:2])
+        if self.render_mode == "human":
+            self.render()
+        return packed[:n].copy(), float(packed[n]), bool(packed[i + 2]), bool(packed[i + 3]), out_info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or "
+                                  "'human' to gymnasium.make")
+            return None
+        self._check_open()
+        if self._state is None:
+            raise ResetNeeded("Cannot call render() before reset(): call env.reset() first")
+        frame = self._frame()
+        if self.render_mode == "rgb_array":
+            return frame
+        if self._window is None:
+            from mn_gym.render import HumanWindow
+
+            self._window = HumanWindow(self.metadata["render_fps"])
+        self._window.show(frame)
+        return None
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        if self._window is not None:
+            self._window.close()
+            self._window = None
+        self._closed = True
+        self._state = None
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"{self._env_id}: the env is closed")
+
+    def _frame(self) -> np.ndarray:
+        from mn_gym.render import Renderer, lane_scene
+
+        env, state = self._env, self._state
+        if self._renderer is None:
+            self._renderer = Renderer(env.effector, env.task.success_radius, width=self._face["render_width"])
+        with torch.no_grad():
+            goal = env.task.goal(state.task, state.t, env.dt)
+            scene = lane_scene(env.effector, state, goal, state.task.target, 0)
+        return self._renderer.frame(scene, int(state.t[0]), list(self._trail))
+
+    def _batch_options(self, options: dict[str, Any] | None) -> dict[str, Any] | None:
+        if options is None:
+            return None
+        if not isinstance(options, dict):
+            raise TypeError(f"options must be a dict, got {type(options).__name__}")
+        options = dict(options)
+        if options.get("joint_state") is not None:
+            js = torch.as_tensor(options["joint_state"], dtype=self._env.dtype)
+            options["joint_state"] = js[None] if js.dim() == 1 else js
+        return options
+
+    # -------------------------------------------------------------------------------------- pickling
+    _REBUILT = ("_env", "_renderer", "_window")
+
+    def __getstate__(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k not in self._REBUILT}
+        d["_generator_state"] = self._env.generator.get_state()
+        return d
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        d = dict(d)
+        generator_state = d.pop("_generator_state")
+        self.__dict__.update(d)
+        f = self._face
+        self._env = build_env(self._env_id, 1, self._kwargs, self.FACE_KWARGS, device=f["device"],
+                              compile=f["compile"], max_episode_steps=f["max_episode_steps"])
+        self._env.generator.set_state(generator_state)
+        self._renderer = self._window = None
+
+    def __repr__(self) -> str:
+        return f"MnGymEnv({self._env_id!r}, kwargs={self._kwargs})"
