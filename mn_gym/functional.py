@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from mn_gym.core.effector import Effector, EffectorState
-from mn_gym.sensing import add_noise, delay_line, delay_steps, push
+from mn_gym.sensing import delay_line, delay_steps, push
 from mn_gym.tasks.base import Task, TaskState
 
 RESET_OPTIONS = ("joint_state", "task_state", "target_index")
@@ -112,6 +112,7 @@ class Env:
         self.obs_size = task.obs_size + 2 + 2 * m + s.action_frame_stacking * m
         self.action_size = m
         self._length_scale, self._velocity_scale = effector.muscle.proprioception_scale()
+        self._noise_std = self._noise_scale()
 
     def __repr__(self) -> str:
         return (f"Env(id={self.env_id!r}, effector={self.effector.name!r}, task={self.task.name!r}, "
@@ -126,8 +127,26 @@ class Env:
     def dtype(self) -> torch.dtype:
         return self.effector.dtype
 
-    def _std(self, name: str) -> float:
-        return 0.0 if self.deterministic else getattr(self.sensing, name)
+    def _noise_scale(self) -> Tensor | None:
+        """Standard deviation of each column of a step's noise draw [action (M) | observation (O)], or None
+        without noise. Sensory and observation noise on one column add up to a single Gaussian of variance
+        sigma_sensor^2 + sigma_obs^2, so one draw per step serves every source."""
+        s = self.sensing
+        if self.deterministic or not any((s.action_noise, s.proprioception_noise, s.vision_noise,
+                                          s.observation_noise)):
+            return None
+        o2 = s.observation_noise ** 2
+        m, n_task, n_stack = self.action_size, self.task.obs_size, s.action_frame_stacking * self.action_size
+        cols = ([s.action_noise] * m + [s.observation_noise] * n_task + [math.sqrt(s.vision_noise ** 2 + o2)] * 2
+                + [math.sqrt(s.proprioception_noise ** 2 + o2)] * (2 * m) + [s.observation_noise] * n_stack)
+        return torch.tensor(cols, dtype=self.dtype, device=self.device)
+
+    def draw_noise(self, batch: int) -> Tensor | None:
+        """One step's noise (B, M + O) from the env's generator, or None when the env is noiseless."""
+        if self._noise_std is None:
+            return None
+        return torch.randn(batch, self._noise_std.shape[0], generator=self.generator, dtype=self.dtype,
+                           device=self.device) * self._noise_std
 
     # ----------------------------------------------------------------------------------- sensing
     def proprioception(self, eff: EffectorState) -> Tensor:
@@ -142,13 +161,15 @@ class Env:
 
     def observe(self, state: EnvState) -> Tensor:
         """The observation (B, obs_size) of `state` (fresh sensory noise on each call)."""
-        g = self.generator
-        parts = [self.task.observation(state.task, state.t, self.dt),
-                 add_noise(state.vision[:, 0], self._std("vision_noise"), g),
-                 add_noise(state.proprioception[:, 0], self._std("proprioception_noise"), g)]
+        noise = self.draw_noise(state.t.shape[0])
+        return self._observe(state, None if noise is None else noise[:, self.action_size:])
+
+    def _observe(self, state: EnvState, noise: Tensor | None) -> Tensor:
+        parts = [self.task.observation(state.task, state.t, self.dt), state.vision[:, 0], state.proprioception[:, 0]]
         if self.sensing.action_frame_stacking:
             parts.append(state.actions.flatten(1))
-        return add_noise(torch.cat(parts, dim=-1), self._std("observation_noise"), g)
+        obs = torch.cat(parts, dim=-1)
+        return obs if noise is None else obs + noise
 
     # ----------------------------------------------------------------------------------- episodes
     def _fresh(self, options: dict[str, Any]) -> EnvState:
@@ -243,14 +264,14 @@ class Env:
             raise ValueError(f"action must have shape ({b}, {m}), got {tuple(action.shape)}")
         if self.effector.check_inputs:
             self.effector._check_tensor("action", action, (b, m))
-        return self._transition(state, action)
+        return self._transition(state, action, self.draw_noise(b))
 
-    def _transition(self, state: EnvState, action: Tensor
+    def _transition(self, state: EnvState, action: Tensor, noise: Tensor | None
                     ) -> tuple[EnvState, Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
-        """`step` after input checks: pure tensor code, which `compile` hands to torch.compile."""
-        eff, ts, t, task = state.effector, state.task, state.t, self.task
+        """`step` after input checks, given the step's noise draw: pure tensor code (what `compile` compiles)."""
+        eff, ts, t, task, m = state.effector, state.task, state.t, self.task, self.action_size
         load = task.endpoint_load(ts, t, self.dt, self.effector.cartesian(eff)) if task.has_endpoint_load else None
-        excitation = add_noise(action, self._std("action_noise"), self.generator)
+        excitation = action if noise is None else action + noise[:, :m]
         eff = self.effector._advance(eff, excitation, load, None)
         t = t + 1
         cart = self.effector.cartesian(eff)
@@ -272,7 +293,7 @@ class Env:
                 "goal": goal, "endpoint_load": load, "hand": cart}
         truncated = t >= self.max_steps
         terminated = torch.zeros_like(truncated)
-        return new, self.observe(new), reward, terminated, truncated, info
+        return new, self._observe(new, None if noise is None else noise[:, m:]), reward, terminated, truncated, info
 
 
 def _select(mask: Tensor, a: Any, b: Any) -> Any:
@@ -321,11 +342,12 @@ def _policy_env_step(env: Env, policy: Policy, compiled: bool) -> Callable[..., 
         return step
     cache = _FUSED_STEPS.setdefault(policy, {})
     if id(env) not in cache:
-        def fused(obs: Tensor, hidden: Any, state: EnvState) -> tuple:
+        def fused(obs: Tensor, hidden: Any, state: EnvState, noise: Tensor | None) -> tuple:
             action, hidden = policy(obs, hidden)
-            state, obs, reward, _, _, info = env._transition(state, action)
+            state, obs, reward, _, _, info = env._transition(state, action, noise)
             return action, hidden, state, obs, reward, info
-        cache[id(env)] = torch.compile(fused, dynamic=False)
+        compiled_step = torch.compile(fused, dynamic=False)
+        cache[id(env)] = lambda obs, hidden, state: compiled_step(obs, hidden, state, env.draw_noise(env.batch_size))
     return cache[id(env)]
 
 

@@ -1,4 +1,4 @@
-"""Sensory delay lines and noise.
+"""Sensory delay lines.
 
 A delay of d seconds shows, at step t, the value recorded d / dt steps earlier (rounded to whole steps), so
 a delay of 0 shows the current value. (MotorNet 0.3.0's delay D shows D - dt earlier.) A delay line is a
@@ -38,10 +38,3 @@ def push(line: Tensor, value: Tensor) -> Tensor:
 def refill(line: Tensor, value: Tensor, mask: Tensor) -> Tensor:
     """Reset the delay lines of the batch elements where `mask` (B,) is True to `value` (B, F)."""
     return torch.where(mask[:, None, None], value[:, None, :].expand_as(line), line)
-
-
-def add_noise(x: Tensor, std: float, generator: torch.Generator | None) -> Tensor:
-    """x + std * N(0, 1), drawn from `generator` on x's device; x itself when std == 0."""
-    if std == 0:
-        return x
-    return x + std * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
