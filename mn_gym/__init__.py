@@ -3,11 +3,11 @@
 Faces over one torch core: `mn_gym.core` (effectors), `mn_gym.make` (functional, differentiable env by id).
 """
 
-from mn_gym.catalogue import list_ids, make, register
+from mn_gym.catalogue import list_ids, make
 from mn_gym.core import EFFECTORS, Effector, EffectorBuilder, EffectorState, make_effector
 from mn_gym.functional import Env, EnvState, Rollout, rollout
 from mn_gym.policies import GRUPolicy, MLPPolicy
-from mn_gym.registry import gym_ids, register_all
+from mn_gym.registry import gym_ids, register, register_all
 
 __version__ = "0.1.0"
 

@@ -22,7 +22,8 @@ from typing import Any
 import gymnasium
 import torch
 
-from mn_gym.catalogue import entry, list_ids
+from mn_gym import catalogue
+from mn_gym.catalogue import EnvEntry, entry, list_ids
 from mn_gym.catalogue import make as catalogue_make
 from mn_gym.core.prebuilt import EFFECTORS
 from mn_gym.functional import Env
@@ -32,7 +33,7 @@ ENTRY_POINT = "mn_gym.gym_env:MnGymEnv"
 VECTOR_ENTRY_POINT = "mn_gym.vector_env:MnGymVectorEnv"
 
 __all__ = ["ENTRY_POINT", "VECTOR_ENTRY_POINT", "build_env", "gym_ids", "make", "make_vec", "natural_max_steps",
-           "register_all", "register_gym"]
+           "register", "register_all", "register_gym"]
 
 
 def natural_max_steps(env_id: str, **kwargs: Any) -> int:
@@ -54,6 +55,15 @@ def register_gym(env_id: str, *, overwrite: bool = False) -> None:
         del gymnasium.registry[env_id]
     gymnasium.register(id=env_id, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT,
                        max_episode_steps=natural_max_steps(env_id), kwargs={"env_id": env_id})
+
+
+def register(env_id: str, effector: str, task: str, *, description: str = "", overwrite: bool = False,
+             **defaults: Any) -> EnvEntry:
+    """Add an env id to the catalogue and to Gymnasium at once (`mn_gym.register`): usable from
+    `mn_gym.make`, `gymnasium.make` and `gymnasium.make_vec` alike."""
+    new = catalogue.register(env_id, effector, task, description=description, overwrite=overwrite, **defaults)
+    register_gym(env_id, overwrite=overwrite)
+    return new
 
 
 def register_all() -> None:
