@@ -32,13 +32,13 @@ ROOT = Path(__file__).resolve().parent
 
 # Tuned per env (see baselines/README.md). Anything here can be overridden on the command line.
 PRESETS: dict[str, dict] = {
-    "PointMassReach-v0": {"batch_size": 64, "lr": 3e-3, "n_hidden": 64, "lr_schedule": "cosine",
-                          "lr_final": 0.05, "eval_every": 25},
-    "ArmReach-v0": {"batch_size": 64, "lr": 3e-3, "n_hidden": 64, "lr_schedule": "cosine",
-                    "lr_final": 0.05, "eval_every": 50},
+    "PointMassReach-v0": {"batch_size": 128, "lr": 1e-2, "n_hidden": 64, "lr_schedule": "cosine",
+                          "lr_final": 0.02, "eval_every": 25, "compile": True},
+    "ArmReach-v0": {"batch_size": 128, "lr": 1e-2, "n_hidden": 64, "lr_schedule": "cosine",
+                    "lr_final": 0.02, "eval_every": 50, "compile": True},
 }
 DEFAULTS = {"batch_size": 64, "lr": 1e-3, "n_hidden": 32, "lr_schedule": "constant", "lr_final": 0.1,
-            "eval_every": 50}
+            "eval_every": 50, "compile": False}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,8 +59,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-seed", type=int, default=12345)
     p.add_argument("--effort", type=float, default=None, help="effort loss weight (catalogue: 1e-3)")
     p.add_argument("--deterministic-train", action="store_true", help="train without the catalogue's noise")
-    p.add_argument("--compile", action="store_true", help="torch.compile the training env's effector")
-    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the training env's effector (default: env preset)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch.set_num_threads (1: at these batch sizes the cost is per-op overhead, and a second "
+                        "thread stalls badly when another process shares the 2 cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="output folder (default: results/bptt/<env>)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")

@@ -41,8 +41,8 @@ from torch import Tensor, nn
 import mn_gym
 from mn_gym.functional import Env
 
-CURVE_FIELDS = ("iteration", "train_time_s", "elapsed_s", "lr", "train_loss", "train_final_distance",
-                "eval_final_distance", "eval_success_rate", "eval_loss")
+CURVE_FIELDS = ("iteration", "train_time_s", "train_cpu_s", "elapsed_s", "lr", "train_loss",
+                "train_final_distance", "eval_final_distance", "eval_success_rate", "eval_loss")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
@@ -52,10 +52,11 @@ METRICS = "metrics.csv"
 class TrainResult:
     """What `train_bptt` returns.
 
-    policy: the trained policy. curve: one dict per evaluation (keys `CURVE_FIELDS`). iterations: total
-    iterations done. train_time_s: total training wall-clock (s, evaluation excluded). final: the last curve
-    row. config: the run's settings. out_dir: where files were written (or None). skipped: iterations whose
-    loss or gradient was not finite (no update made).
+    policy: the trained policy. curve: one dict per evaluation (keys `CURVE_FIELDS`; `train_cpu_s` is the
+    process CPU time spent training, all threads: other load on the machine inflates it less than wall time).
+    iterations: total iterations done. train_time_s: total training wall-clock (s, evaluation excluded).
+    final: the last curve row. config: the run's settings. out_dir: where files were written (or None).
+    skipped: iterations whose loss or gradient was not finite (no update made).
     """
 
     policy: nn.Module
@@ -259,11 +260,12 @@ def train_bptt(
     policy.to(device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
 
-    iteration, train_time, curve, skipped = 0, 0.0, [], 0
+    iteration, train_time, train_cpu, curve, skipped = 0, 0.0, 0.0, [], 0
     if checkpoint is not None:
         policy.load_state_dict(checkpoint["policy"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         iteration, train_time = checkpoint["iteration"], checkpoint["train_time_s"]
+        train_cpu = checkpoint.get("train_cpu_s", 0.0)
         curve, skipped = list(checkpoint["curve"]), checkpoint.get("skipped", 0)
         if checkpoint.get("env_generator") is not None:
             env.generator.set_state(checkpoint["env_generator"])
@@ -294,8 +296,8 @@ def train_bptt(
             return
         state = {"env_id": env_id, "env_kwargs": env_kwargs, "policy": policy.state_dict(),
                  "policy_spec": _policy_spec(policy), "optimizer": optimizer.state_dict(), "iteration": iteration,
-                 "train_time_s": train_time, "curve": curve, "skipped": skipped, "config": config,
-                 "env_generator": env.generator.get_state()}
+                 "train_time_s": train_time, "train_cpu_s": train_cpu, "curve": curve, "skipped": skipped,
+                 "config": config, "env_generator": env.generator.get_state()}
         tmp = out / (CHECKPOINT + ".tmp")
         torch.save(state, tmp)
         tmp.replace(out / CHECKPOINT)
@@ -305,7 +307,7 @@ def train_bptt(
     window_distances: list[float] = []
 
     def record() -> dict[str, float]:
-        row = {"iteration": iteration, "train_time_s": train_time, "elapsed_s": time.perf_counter() - start_wall,
+        row = {"iteration": iteration, "train_time_s": train_time, "train_cpu_s": train_cpu, "elapsed_s": math.nan,
                "lr": current_lr(),
                "train_loss": sum(window_losses) / len(window_losses) if window_losses else math.nan,
                "train_final_distance": (sum(window_distances) / len(window_distances)
@@ -319,7 +321,7 @@ def train_bptt(
             _write_csv(out / METRICS, curve)
             save_checkpoint()
         if writer is not None:
-            for key in CURVE_FIELDS[3:]:
+            for key in CURVE_FIELDS[4:]:
                 if not math.isnan(row[key]):
                     writer.add_scalar(key, row[key], iteration)
             writer.add_scalar("eval_final_distance_vs_time", row["eval_final_distance"], int(row["train_time_s"]))
@@ -342,11 +344,12 @@ def train_bptt(
         record()
     try:
         while not done():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for group in optimizer.param_groups:
                 group["lr"] = current_lr()
             loss, distance, ok = _train_episode(env, policy, optimizer, grad_clip, truncation)
             train_time += time.perf_counter() - t0
+            train_cpu += time.process_time() - c0
             iteration += 1
             if ok:
                 window_losses.append(loss)
