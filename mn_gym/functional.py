@@ -228,6 +228,12 @@ class Env:
         state = self._fresh(options or {})
         return state, self.observe(state)
 
+    def where(self, state: EnvState) -> dict[str, Tensor]:
+        """Hand-goal "distance" (B,), "goal" (B, 2) and "hand" endpoint state (B, 4) of `state` (as after reset)."""
+        hand = self.effector.cartesian(state.effector)
+        goal = self.task.goal(state.task, state.t, self.dt)
+        return {"distance": torch.linalg.vector_norm(hand[:, :2] - goal, dim=-1), "goal": goal, "hand": hand}
+
     def compile(self, **compile_kwargs: Any) -> Env:
         """This env with its step transition (effector, sensing, task terms) under `torch.compile`.
 
@@ -252,8 +258,9 @@ class Env:
         """Advance every element by one step under `action` (B, M) (excitations; clipped to [min act., 1]).
 
         Returns (state, observation (B, obs_size), reward (B,), terminated (B,) bool, truncated (B,) bool,
-        info) with info = {"terms": named loss terms (B,), "distance": hand-goal distance (B,) m,
-        "is_success": (B,) bool, "goal": (B, 2), "hand": endpoint state (B, 4), "endpoint_load": (B, 2) or None}.
+        info) with info = {"terms": named loss terms (B,), "reward_terms": {"reward_<term>": -weight x term}
+        (they add up to the reward), "distance": hand-goal distance (B,) m, "is_success": (B,) bool,
+        "goal": (B, 2), "hand": endpoint state (B, 4), "endpoint_load": (B, 2) or None}.
         """
         if not isinstance(state, EnvState):
             raise TypeError(f"state must be an EnvState (from reset), got {type(state).__name__}")
@@ -286,11 +293,11 @@ class Env:
         )
         goal = task.goal(ts, t, self.dt)
         terms = task.loss_terms(ts, t, self.dt, cart, goal, action, state.last_action)
-        reward = -sum((task.weights[k] * v for k, v in terms.items() if task.weights[k]),
-                      torch.zeros_like(terms["position"]))
+        reward_terms = {f"reward_{k}": v * -task.weights[k] for k, v in terms.items()}
+        reward = sum(reward_terms.values(), torch.zeros_like(terms["position"]))
         distance = terms["position"]
-        info = {"terms": terms, "distance": distance, "is_success": distance <= task.success_radius,
-                "goal": goal, "endpoint_load": load, "hand": cart}
+        info = {"terms": terms, "reward_terms": reward_terms, "distance": distance,
+                "is_success": distance <= task.success_radius, "goal": goal, "endpoint_load": load, "hand": cart}
         truncated = t >= self.max_steps
         terminated = torch.zeros_like(truncated)
         return new, self._observe(new, None if noise is None else noise[:, m:]), reward, terminated, truncated, info

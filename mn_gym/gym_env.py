@@ -44,14 +44,6 @@ def check_action(action: Any, shape: tuple[int, ...]) -> np.ndarray:
     return a
 
 
-def _scalar_info(env: Env, terms: dict[str, Tensor], packed: np.ndarray, offset: int) -> tuple[dict[str, Any], int]:
-    info: dict[str, Any] = {}
-    for k in terms:
-        info[f"reward_{k}"] = -env.task.weights[k] * float(packed[offset])
-        offset += 1
-    return info, offset
-
-
 OBS_BOUND = float(np.finfo(np.float32).max)
 
 
@@ -195,13 +187,11 @@ class MnGymEnv(gymnasium.Env):
             seed = int(seed)
         with torch.no_grad():
             self._state, obs = self._env.reset(seed=seed, options=self._batch_options(options))
-            state = self._state
-            hand = self._env.effector.cartesian(state.effector)[0]
-            goal = self._env.task.goal(state.task, state.t, self._env.dt)[0]
-            packed = torch.cat((obs[0], goal, hand)).cpu().numpy()
+            where = self._env.where(self._state)
+            packed = torch.cat((obs[0], where["distance"], where["goal"][0], where["hand"][0])).cpu().numpy()
         n = self._env.obs_size
-        goal_np, hand_np = packed[n:n + 2].copy(), packed[n + 2:].copy()
-        info = {"distance": float(np.hypot(*(hand_np[:2] - goal_np))), "goal": goal_np, "hand": hand_np}
+        goal_np, hand_np = packed[n + 1:n + 3].copy(), packed[n + 3:].copy()
+        info = {"distance": float(packed[n]), "goal": goal_np, "hand": hand_np}
         self._trail.clear()
         self._trail.append(hand_np[:2])
         if self.render_mode == "human":
@@ -217,12 +207,13 @@ class MnGymEnv(gymnasium.Env):
         with torch.no_grad():
             excitation = action_to_excitation(torch.from_numpy(a).to(env.device)[None])
             self._state, obs, reward, terminated, truncated, info = env.step(self._state, excitation)
-            terms = info["terms"]
+            terms = info["reward_terms"]
             flags = torch.stack((info["is_success"][0], terminated[0], truncated[0])).to(obs.dtype)
-            packed = torch.cat((obs[0], reward, *(v for v in terms.values()), info["distance"], flags,
+            packed = torch.cat((obs[0], reward, *terms.values(), info["distance"], flags,
                                 info["goal"][0], info["hand"][0])).cpu().numpy()
         n = env.obs_size
-        out_info, i = _scalar_info(env, terms, packed, n + 1)
+        out_info: dict[str, Any] = {k: float(packed[n + 1 + j]) for j, k in enumerate(terms)}
+        i = n + 1 + len(terms)
         out_info["distance"] = float(packed[i])
         out_info["is_success"] = bool(packed[i + 1])
         out_info["goal"] = packed[i + 4:i + 6].copy()

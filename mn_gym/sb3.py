@@ -97,7 +97,7 @@ class MnGymVecEnv(VecEnv):
         with torch.no_grad():
             core.state, obs, reward, terminated, truncated, finfo = env.step(core.state, excitation)
             done = terminated | truncated
-            values = {**core.reward_terms(finfo["terms"]), "distance": finfo["distance"]}
+            values = {**finfo["reward_terms"], "distance": finfo["distance"]}
             infos = self._lane_infos(values, tuple(values), finfo["is_success"])
             obs_np = obs.cpu().numpy()
             done_np = done.cpu().numpy()

@@ -77,15 +77,8 @@ class BatchCore:
 
     def where_info(self) -> dict[str, Tensor]:
         """Distance, goal and hand of the current state (as after a reset)."""
-        env, state = self.env, self.state
         with torch.no_grad():
-            hand = env.effector.cartesian(state.effector)
-            goal = env.task.goal(state.task, state.t, env.dt)
-            return {"distance": torch.linalg.vector_norm(hand[:, :2] - goal, dim=-1), "goal": goal, "hand": hand}
-
-    def reward_terms(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
-        """The weighted terms -w_k term_k, which add up to the reward."""
-        return {f"reward_{k}": -self.env.task.weights[k] * v for k, v in terms.items()}
+            return self.env.where(self.state)
 
 
 def _seed_of(seed: int | list[int] | tuple[int, ...] | None) -> int | None:
@@ -196,7 +189,7 @@ class MnGymVectorEnv(VectorEnv):
                 info = self._out_info(core.where_info(), {}, masked=prev)
             else:
                 core.state, obs, reward, terminated, truncated, finfo = env.step(core.state, excitation)
-                step_keys = {**core.reward_terms(finfo["terms"]), "is_success": finfo["is_success"]}
+                step_keys = {**finfo["reward_terms"], "is_success": finfo["is_success"]}
                 if self._any_done:
                     obs = core.restart(prev, obs, every=False)
                     reward = torch.where(prev, torch.zeros_like(reward), reward)
