@@ -263,7 +263,7 @@ class MnGymEnv(gymnasium.Env):
         if self._renderer is None:
             self._renderer = Renderer(env.effector, env.task.success_radius, width=self._face["render_width"])
         with torch.no_grad():
-            goal = env.task.goal(state.task, state.t, env.dt)
+            goal = env.where(state)["goal"]
             scene = lane_scene(env.effector, state, goal, state.task.target, 0)
         return self._renderer.frame(scene, int(state.t[0]), list(self._trail))
 

@@ -60,7 +60,6 @@ class MnGymVecEnv(VecEnv):
         self.muscle_names = env.effector.muscle_names
         self._actions: Any = None
         self._closed = False
-        self._renderer = None
         super().__init__(num_envs, observation_box(env.obs_size),
                          spaces.Box(-1.0, 1.0, (env.action_size,), np.float32))
 
@@ -110,27 +109,15 @@ class MnGymVecEnv(VecEnv):
         return obs_np, reward.cpu().numpy(), done_np, infos
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self.core.close()
         self._closed = True
-        self.core.state = None
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         if self.render_mode != "rgb_array":
             return [None] * self.num_envs
-        from mn_gym.render import Renderer, lane_scene
-
-        env, state = self.core.env, self.core.state
-        if state is None:
+        if self.core.state is None:
             raise ResetNeeded("Cannot render before reset(): call venv.reset() first")
-        if self._renderer is None:
-            self._renderer = Renderer(env.effector, env.task.success_radius, width=self.render_width)
-        with torch.no_grad():
-            goal = env.task.goal(state.task, state.t, env.dt)
-            t = state.t.cpu().tolist()
-            return [self._renderer.frame(lane_scene(env.effector, state, goal, state.task.target, i), t[i])
-                    for i in range(self.num_envs)]
+        return self.core.frames(self.render_width)
 
     # Attributes and methods: the envs are lanes of one batch, so each lane answers with the batch's value.
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:

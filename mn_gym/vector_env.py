@@ -38,6 +38,7 @@ class BatchCore:
                              max_episode_steps=max_episode_steps)
         self.state: EnvState | None = None
         self.shape = (num_envs, self.env.action_size)
+        self._renderer = None
 
     def excitation(self, actions: Any) -> Tensor:
         """Checked actions (N, M) in [-1, 1] (numpy or torch) -> excitations (N, M) on the env's device."""
@@ -74,6 +75,26 @@ class BatchCore:
                 return obs
             self.state = env.reset_where(self.state, mask)
             return torch.where(mask[:, None], env.observe(self.state), obs)
+
+    def frames(self, width: int) -> list[np.ndarray]:
+        """One rgb_array frame per lane of the current state (the renderer is made on first use)."""
+        from mn_gym.render import Renderer, lane_scene
+
+        env, state = self.env, self.state
+        if self._renderer is None:
+            self._renderer = Renderer(env.effector, env.task.success_radius, width=width)
+        with torch.no_grad():
+            goal = env.where(state)["goal"]
+            t = state.t.cpu().tolist()
+            return [self._renderer.frame(lane_scene(env.effector, state, goal, state.task.target, i), t[i])
+                    for i in range(self.num_envs)]
+
+    def close(self) -> None:
+        """Drop the state and the renderer."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        self.state = None
 
     def where_info(self) -> dict[str, Tensor]:
         """Distance, goal and hand of the current state (as after a reset)."""
@@ -149,7 +170,6 @@ class MnGymVectorEnv(VectorEnv):
         self.max_episode_steps = env.max_steps
         self._prev_done: Tensor | None = None
         self._any_done = self._all_done = False
-        self._renderer = None
 
     @property
     def functional(self):
@@ -215,22 +235,10 @@ class MnGymVectorEnv(VectorEnv):
             return None
         if self.core.state is None:
             raise ResetNeeded("Cannot call render() before reset(): call envs.reset() first")
-        from mn_gym.render import Renderer, lane_scene
-
-        env, state = self.core.env, self.core.state
-        if self._renderer is None:
-            self._renderer = Renderer(env.effector, env.task.success_radius, width=self.render_width)
-        with torch.no_grad():
-            goal = env.task.goal(state.task, state.t, env.dt)
-            t = state.t.cpu().tolist()
-            return tuple(self._renderer.frame(lane_scene(env.effector, state, goal, state.task.target, i), t[i])
-                         for i in range(self.num_envs))
+        return tuple(self.core.frames(self.render_width))
 
     def close_extras(self, **kwargs: Any) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-        self.core.state = None
+        self.core.close()
 
     # ------------------------------------------------------------------------------------------ helpers
     def _out(self, x: Tensor) -> Any:
