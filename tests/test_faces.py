@@ -279,7 +279,7 @@ def test_recurrent_ppo_smoke():
 
 
 def test_bench_faces_quick(tmp_path):
-    path = Path(__file__).resolve().parents[1] / "baselines" / "bench_faces.py"
+    path = Path(mn_gym.bench.faces.__file__)
     spec = importlib.util.spec_from_file_location("bench_faces", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 import mn_gym
 from mn_gym.functional import Env
 
-CURVE_FIELDS = ("iteration", "train_time_s", "train_cpu_s", "elapsed_s", "lr", "train_loss",
+CURVE_FIELDS = ("iteration", "env_steps", "train_time_s", "train_cpu_s", "elapsed_s", "lr", "train_loss",
                 "train_final_distance", "eval_final_distance", "eval_success_rate", "eval_loss")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 CHECKPOINT = "checkpoint.pt"
@@ -99,7 +99,7 @@ def lr_factor(schedule: str, progress: float, final_fraction: float) -> float:
     raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
 
 
-def _check_positive(name: str, value: Any, kind: type = float, allow_none: bool = True) -> None:
+def check_positive(name: str, value: Any, kind: type = float, allow_none: bool = True) -> None:
     if value is None and allow_none:
         return
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
@@ -133,13 +133,14 @@ def _policy_spec(policy: nn.Module) -> dict[str, Any]:
     return spec
 
 
-def _write_csv(path: Path, curve: list[dict[str, float]]) -> None:
+def write_csv(path: Path, curve: list[dict[str, float]], fields: tuple[str, ...]) -> None:
+    """Write the learning curve (one row per dict, columns `fields`) atomically."""
     tmp = path.with_suffix(".csv.tmp")
     with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CURVE_FIELDS)
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for row in curve:
-            writer.writerow({k: row.get(k, "") for k in CURVE_FIELDS})
+            writer.writerow({k: row.get(k, "") for k in fields})
     tmp.replace(path)
 
 
@@ -213,14 +214,14 @@ def train_bptt(
     # ---- arguments
     if iterations is None and time_budget is None:
         raise ValueError("give a budget: iterations (total iterations) and/or time_budget (training seconds)")
-    _check_positive("iterations", iterations, int)
-    _check_positive("time_budget", time_budget)
-    _check_positive("batch_size", batch_size, int, allow_none=False)
-    _check_positive("eval_batch", eval_batch, int, allow_none=False)
-    _check_positive("eval_every", eval_every, int, allow_none=False)
-    _check_positive("lr", lr, allow_none=False)
-    _check_positive("grad_clip", grad_clip)
-    _check_positive("truncation", truncation, int)
+    check_positive("iterations", iterations, int)
+    check_positive("time_budget", time_budget)
+    check_positive("batch_size", batch_size, int, allow_none=False)
+    check_positive("eval_batch", eval_batch, int, allow_none=False)
+    check_positive("eval_every", eval_every, int, allow_none=False)
+    check_positive("lr", lr, allow_none=False)
+    check_positive("grad_clip", grad_clip)
+    check_positive("truncation", truncation, int)
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if not (isinstance(lr_final, (int, float)) and 0 < lr_final <= 1):
@@ -307,8 +308,8 @@ def train_bptt(
     window_distances: list[float] = []
 
     def record() -> dict[str, float]:
-        row = {"iteration": iteration, "train_time_s": train_time, "train_cpu_s": train_cpu, "elapsed_s": math.nan,
-               "lr": current_lr(),
+        row = {"iteration": iteration, "env_steps": iteration * batch_size * env.max_steps,
+               "train_time_s": train_time, "train_cpu_s": train_cpu, "elapsed_s": math.nan, "lr": current_lr(),
                "train_loss": sum(window_losses) / len(window_losses) if window_losses else math.nan,
                "train_final_distance": (sum(window_distances) / len(window_distances)
                                         if window_distances else math.nan),
@@ -318,10 +319,10 @@ def train_bptt(
         window_losses.clear()
         window_distances.clear()
         if out is not None:
-            _write_csv(out / METRICS, curve)
+            write_csv(out / METRICS, curve, CURVE_FIELDS)
             save_checkpoint()
         if writer is not None:
-            for key in CURVE_FIELDS[4:]:
+            for key in CURVE_FIELDS[5:]:
                 if not math.isnan(row[key]):
                     writer.add_scalar(key, row[key], iteration)
             writer.add_scalar("eval_final_distance_vs_time", row["eval_final_distance"], int(row["train_time_s"]))

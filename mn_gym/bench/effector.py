@@ -11,10 +11,10 @@ What it measures, for the pre-built effectors `arm26` and `pointmass24` (float32
   4. optionally (--compile) `torch.compile`d mn_gym stepping, with the compile time reported separately.
 
 Reproduce (the numbers reported in the project were produced with exactly these commands):
-    python baselines/bench_effector.py --threads 1 --json runs/bench_effector.json
-    python baselines/bench_effector.py --threads 1 --compile --json runs/bench_effector_compile.json
+    mn-gym bench effector --threads 1 --json runs/bench_effector.json
+    mn-gym bench effector --threads 1 --compile --json runs/bench_effector_compile.json
 Smoke run (~10 s, no MotorNet):
-    python baselines/bench_effector.py --quick --no-motornet --batches 1 4
+    mn-gym bench effector --quick --no-motornet --batches 1 4
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ EFFECTOR_NAMES = ("arm26", "pointmass24")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="mn-gym bench effector", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads value (both libraries)")
     p.add_argument("--effectors", nargs="+", default=list(EFFECTOR_NAMES), choices=EFFECTOR_NAMES)
     p.add_argument("--batches", nargs="+", type=int, default=[1, 16, 256, 4096], help="batch sizes to step")

@@ -11,9 +11,9 @@ What it measures (ArmReach-v0 unless --env; random actions drawn beforehand; epi
   4. with --compile, the same with the functional step under torch.compile (compile time excluded: warm-up).
 
 Reproduce:
-    python baselines/bench_faces.py --threads 1 --json baselines/results/bench_faces.json
-    python baselines/bench_faces.py --threads 1 --compile --json baselines/results/bench_faces_compile.json
-Smoke run (a few seconds): python baselines/bench_faces.py --quick --no-motornet
+    mn-gym bench faces --threads 1 --json baselines/results/bench_faces.json
+    mn-gym bench faces --threads 1 --compile --json baselines/results/bench_faces_compile.json
+Smoke run (a few seconds): mn-gym bench faces --quick --no-motornet
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from mn_gym.vector_env import MnGymVectorEnv
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="mn-gym bench faces", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="ArmReach-v0")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads value")
     p.add_argument("--steps", type=int, default=1000, help="single-env steps per timed run")

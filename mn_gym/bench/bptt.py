@@ -6,8 +6,8 @@ backward, Adam step. Both libraries get the same policy class, batch, loss and t
 are interleaved so machine-speed drift hits both alike. Reports min / median / max seconds per iteration.
 
 Reproduce:
-    python baselines/bench_bptt.py --threads 1 --json baselines/results/bench_bptt.json
-    python baselines/bench_bptt.py --quick --no-motornet          # smoke run
+    mn-gym bench bptt --threads 1 --json baselines/results/bench_bptt.json
+    mn-gym bench bptt --quick --no-motornet          # smoke run
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import mn_gym
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="mn-gym bench bptt", description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--hidden", type=int, default=32)
@@ -50,7 +50,7 @@ def mn_gym_iteration(batch: int, hidden: int, compiled: bool = False):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     return iteration
 

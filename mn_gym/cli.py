@@ -1,0 +1,260 @@
+"""The `mn-gym` command line: list envs, train (BPTT, PPO, SAC, RecurrentPPO), evaluate, render, benchmark, sweep.
+
+    mn-gym list
+    mn-gym train --algo bptt --env ArmReach-v0 --minutes 2 --out runs/arm-bptt
+    mn-gym eval runs/arm-bptt
+    mn-gym render runs/arm-bptt --out runs/arm-bptt/reach.gif
+    mn-gym bench faces --quick
+    mn-gym sweep --envs PointMassReach-v0 ArmReach-v0 --algos bptt ppo --seeds 0 1 --minutes 2 --out runs/grid
+
+Every subcommand has its own `--help`. Errors in what was asked (unknown env or algo, impossible budget,
+unwritable folder, a run from another env) end with a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import mn_gym
+from mn_gym import catalogue
+from mn_gym.train import runs
+
+__all__ = ["main"]
+
+EPILOG = "Run 'mn-gym <command> --help' for a command's options. Docs: README.md; results: baselines/README.md."
+
+
+# ----------------------------------------------------------------------------------------------- list
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = []
+    for env_id in mn_gym.list_ids():
+        e = catalogue.entry(env_id)
+        env = catalogue.make(env_id)
+        rows.append((env_id, e.effector, e.task, str(env.obs_size), str(env.action_size), str(env.max_steps),
+                     f"{env.dt * 1000:g}", e.description))
+    if args.json:
+        keys = ("id", "effector", "task", "obs", "actions", "steps", "dt_ms", "description")
+        print(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=2))
+        return 0
+    header = ("id", "effector", "task", "obs", "act", "steps", "dt ms", "description")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    for r in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    print("\nActions: Box(-1, 1) per muscle in the Gymnasium/SB3 faces (excitation = (a + 1) / 2); "
+          "observations: float32 vectors.")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- train
+def _value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word: a string setting such as lr_schedule=cosine
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, Any]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise runs.RunError(f"{what} must look like key=value, got {item!r}")
+        out[key] = _value(value)
+    return out
+
+
+def _add_budget(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--minutes", type=float, help="training wall-clock budget (evaluation excluded)")
+    p.add_argument("--steps", type=int, help="env-step budget (with or instead of --minutes; first reached stops)")
+
+
+def _add_settings(p: argparse.ArgumentParser, sweep: bool = False) -> None:
+    scope = "ALGO.KEY=VALUE (e.g. ppo.learning_rate=1e-3)" if sweep else "KEY=VALUE (e.g. learning_rate=1e-3)"
+    p.add_argument("--set", action="append", metavar=scope.split(" ")[0], dest="settings",
+                   help=f"override an algo setting, repeatable: {scope}; see 'mn-gym train --show-settings'")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.show_settings:
+        for algo in runs.ALGOS:
+            print(f"{algo}: {runs.algo_settings(algo)}")
+        return 0
+    if args.env is None:
+        raise runs.RunError("give --env (see 'mn-gym list')")
+    torch.set_num_threads(args.threads)
+    out = args.out or Path("runs") / args.env / args.algo / f"seed{args.seed}"
+    summary = runs.train(args.env, args.algo, out, seed=args.seed, minutes=args.minutes, steps=args.steps,
+                         device=args.device, resume=args.resume, overwrite=args.overwrite,
+                         progress=not args.no_progress, settings=_pairs(args.settings, "--set"),
+                         env_kwargs=_pairs(args.env_set, "--env-set"),
+                         command="mn-gym " + shlex.join(sys.argv[1:]) if args.record_command else None)
+    print(f"{summary['env_id']} {summary['algo']} seed {summary['seed']}: {summary['env_steps']:,} env steps, "
+          f"{summary['train_time_s'] / 60:.1f} min training: held-out success "
+          f"{100 * summary['final_eval_success_rate']:.1f} %, mean final distance "
+          f"{100 * summary['final_eval_distance_m']:.2f} cm")
+    print(f"wrote {out} (summary.json, metrics.csv, curve.png, trajectories.png)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- eval, render
+def cmd_eval(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    result = runs.evaluate_run(args.run, env_id=args.env, episodes=args.episodes, seed=args.seed,
+                               plot=not args.no_plot)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{result['env_id']} {result['algo']} seed {result['seed']}, {result['episodes']} held-out episodes: "
+          f"success {100 * result['success_rate']:.1f} %, mean final distance "
+          f"{100 * result['mean_final_distance_m']:.2f} cm" + (f"; plot {result['plot']}" if "plot" in result else ""))
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from mn_gym.render import render_policy
+
+    run, policy = runs.load_policy(args.run)
+    out = Path(args.out) if args.out else Path(args.run) / "episode.gif"
+    written = render_policy(run["env_id"], policy, out, episodes=args.episodes, seed=args.seed,
+                            env_kwargs=run["env_kwargs"], width=args.width)
+    print(f"wrote {written}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- bench, sweep
+def cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(f"mn_gym.bench.{args.which}")
+    module.main(args.bench_args)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from mn_gym.train.sweep import sweep
+
+    settings: dict[str, dict[str, Any]] = {}
+    for key, value in _pairs(args.settings, "--set").items():
+        algo, dot, name = key.partition(".")
+        if not dot:
+            raise runs.RunError(f"sweep settings name their algo: ALGO.KEY=VALUE, got {key!r}")
+        settings.setdefault(algo, {})[name] = value
+    rows = sweep(args.envs, args.algos, args.seeds, args.out, minutes=args.minutes, steps=args.steps,
+                 settings=settings, address=args.address, workers=args.workers, cpus_per_trial=args.cpus_per_trial,
+                 overwrite=args.overwrite, progress=not args.no_progress,
+                 command="mn-gym " + shlex.join(sys.argv[1:]) if args.record_command else None)
+    print((Path(args.out) / "table.md").read_text())
+    failed = [r for r in rows if r["status"] == "failed"]
+    for r in failed:
+        print(f"FAILED {r['env_id']} {r['algo']} seed {r['seed']}: {r['error']}", file=sys.stderr)
+    print(f"{len(rows) - len(failed)}/{len(rows)} trials finished; wrote {args.out}/trials.csv, table.md, curves_*.png")
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mn-gym", description=__doc__.split("\n\n")[0], epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"mn_gym {mn_gym.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    p = sub.add_parser("list", help="the registered env ids with effector, task and spaces", formatter_class=fmt,
+                       description="The registered env ids: effector, task, observation and action sizes, "
+                                   "steps per episode and time step.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("train", help="train a policy (bptt, ppo, sac, recurrent-ppo) into a run folder",
+                       formatter_class=fmt, description=(
+                           "Train a policy on one env under a time and/or step budget. Writes a run folder: "
+                           "run.json, metrics.csv (held-out success and distance vs env steps and time), the "
+                           "policy checkpoint, curve.png, trajectories.png and summary.json. The folder is "
+                           "replaced only when the run finishes, so existing results are never half-overwritten."))
+    p.add_argument("--algo", choices=runs.ALGOS, default="bptt", help="training method")
+    p.add_argument("--env", help="env id (see 'mn-gym list')")
+    p.add_argument("--seed", type=int, default=0)
+    _add_budget(p)
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/<env>/<algo>/seed<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out up to the (new) budget")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out once this one ends")
+    _add_settings(p)
+    p.add_argument("--env-set", action="append", metavar="KEY=VALUE",
+                   help="catalogue override for the env, repeatable (e.g. muscle=thelen, integrator=rk4)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest at these batch sizes)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-record-command", dest="record_command", action="store_false",
+                   help="do not store the command line in summary.json")
+    p.add_argument("--show-settings", action="store_true", help="print every algo's default settings and exit")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="success rate, mean final distance and trajectory plot of a trained run",
+                       formatter_class=fmt, description="Evaluate a run folder's policy on held-out episodes "
+                       "(deterministic env, fixed seed) and plot hand trajectories into <run>/trajectories.png.")
+    p.add_argument("run", type=Path, help="a run folder written by 'mn-gym train'")
+    p.add_argument("--env", help="env id to evaluate on (must be the run's own)")
+    p.add_argument("--episodes", type=int, default=1024)
+    p.add_argument("--seed", type=int, default=12345, help="seed of the held-out episodes")
+    p.add_argument("--json", help="also write the result to this JSON file")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("render", help="video (gif/mp4) or PNG of a trained policy", formatter_class=fmt,
+                       description="Render episodes of a run's policy: .gif or .mp4 (needs moviepy) for a video, "
+                                   ".png for the last frame with the hand's path.")
+    p.add_argument("run", type=Path, help="a run folder written by 'mn-gym train'")
+    p.add_argument("--out", help="output file, .gif, .mp4 or .png (default: <run>/episode.gif)")
+    p.add_argument("--episodes", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=400, help="frame width in pixels")
+    p.set_defaults(func=cmd_render)
+
+    from mn_gym.bench import BENCHMARKS
+    p = sub.add_parser("bench", help="speed tables, MotorNet side by side when installed", formatter_class=fmt,
+                       description="Speed benchmarks: effector (steps/s), bptt (one BPTT iteration), faces "
+                                   "(Gymnasium single and vector env). Options after the name go to the "
+                                   "benchmark: 'mn-gym bench faces --help'.")
+    p.add_argument("which", choices=BENCHMARKS)
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="the benchmark's own options")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("sweep", help="a grid of env x algo x seed on Ray, gathered into one table",
+                       formatter_class=fmt, description=(
+                           "Train every env x algo x seed, one Ray task per trial (local by default, a cluster "
+                           "with --address), into <out>/<env>/<algo>/seed<k>. Finished trials are reused, so a "
+                           "stopped sweep resumes. Writes <out>/trials.csv, <out>/table.md and curves_<env>.png."))
+    p.add_argument("--envs", nargs="+", required=True, help="env ids")
+    p.add_argument("--algos", nargs="+", required=True, help=f"algos among {', '.join(runs.ALGOS)}")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    _add_budget(p)
+    p.add_argument("--out", required=True, help="sweep folder")
+    p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    p.add_argument("--workers", type=int, default=2, help="concurrent local trials")
+    p.add_argument("--cpus-per-trial", type=int, default=1, help="CPUs (and torch threads) per trial")
+    p.add_argument("--overwrite", action="store_true", help="re-run trials that already finished")
+    _add_settings(p, sweep=True)
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-record-command", dest="record_command", action="store_false")
+    p.set_defaults(func=cmd_sweep)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (runs.RunError, FileNotFoundError, ImportError) as exc:
+        parser.exit(2, f"mn-gym {args.command}: error: {exc}\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

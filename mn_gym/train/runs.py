@@ -1,0 +1,278 @@
+"""Training runs as folders: one entry point for BPTT and the stable-baselines3 agents, safe output, evaluation.
+
+    from mn_gym.train.runs import train, evaluate_run
+    summary = train("ArmReach-v0", "ppo", "runs/arm-ppo", minutes=5)
+    evaluate_run("runs/arm-ppo")          # success rate, mean final distance, trajectory plot
+
+A run folder holds `run.json` (env, algo, seed, settings), `metrics.csv` (the learning curve: held-out mean final
+distance and success rate vs env steps and training wall-clock), the trained policy (`checkpoint.pt` for BPTT,
+`model.zip` + `vecnormalize.pkl` for SB3), `curve.png`, `trajectories.png` and, once finished, `summary.json`.
+
+Good results are never partly overwritten: a run trains in a hidden sibling folder (`.<name>.partial`) and
+replaces the output folder only when it has finished. A finished folder is replaced only with `overwrite=True`;
+an interrupted run is continued with `resume=True` (which also extends a finished run to a larger budget).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import mn_gym
+from mn_gym import catalogue, plots
+from mn_gym.train.bptt import evaluate, load_checkpoint, train_bptt
+
+__all__ = ["ALGOS", "BPTT_SETTINGS", "RunError", "evaluate_run", "load_policy", "load_run", "train"]
+
+ALGOS = ("bptt", "ppo", "sac", "recurrent-ppo")
+RUN_FILE, SUMMARY, CURVE_PNG, TRAJ_PNG = "run.json", "summary.json", "curve.png", "trajectories.png"
+SUCCESS_THRESHOLD = 0.8
+# BPTT settings tuned on ArmReach-v0 / PointMassReach-v0 (baselines/README.md), used for every env.
+BPTT_SETTINGS: dict[str, Any] = {"batch_size": 128, "lr": 1e-2, "n_hidden": 64, "lr_schedule": "cosine",
+                                 "lr_final": 0.02, "eval_every": 25, "compile_effector": True, "grad_clip": 1.0,
+                                 "truncation": None}
+
+
+class RunError(ValueError):
+    """A run that cannot start or finish as asked (bad env, algo, budget, folder or checkpoint)."""
+
+
+# ------------------------------------------------------------------------------------------ validation
+def algo_settings(algo: str) -> dict[str, Any]:
+    """The default settings of `algo` (what `settings=` may override)."""
+    if algo == "bptt":
+        return dict(BPTT_SETTINGS)
+    from mn_gym.train.rl import RL_ALGOS
+
+    return dict(RL_ALGOS[algo])
+
+
+def check_request(env_id: str, algo: str, minutes: float | None, steps: int | None,
+                  settings: dict[str, Any]) -> None:
+    """Raise `RunError` for an unknown env or algo, a missing or impossible budget, or unknown settings."""
+    if env_id not in mn_gym.list_ids():
+        raise RunError(f"unknown env id {env_id!r}; registered: {', '.join(mn_gym.list_ids())}")
+    if algo not in ALGOS:
+        raise RunError(f"unknown algo {algo!r}; choose one of {', '.join(ALGOS)}")
+    if minutes is None and steps is None:
+        raise RunError("give a budget: minutes of training and/or env steps")
+    if minutes is not None and not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
+        raise RunError(f"the time budget must be a positive number of minutes, got {minutes!r}")
+    if steps is not None and not (isinstance(steps, int) and steps > 0):
+        raise RunError(f"the step budget must be a positive integer number of env steps, got {steps!r}")
+    defaults = algo_settings(algo)
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise RunError(f"unknown {algo} setting(s) {unknown}; valid: {sorted(defaults)}")
+    if steps is not None:
+        need = minimum_steps(env_id, algo, {**defaults, **settings})
+        if steps < need:
+            raise RunError(f"a budget of {steps} env steps is too small for one {algo} update on {env_id}: "
+                           f"it needs at least {need}")
+
+
+def minimum_steps(env_id: str, algo: str, settings: dict[str, Any]) -> int:
+    """Env steps of one update: a BPTT batch of whole episodes, a PPO rollout, or SAC's warm-up."""
+    if algo == "bptt":
+        return settings["batch_size"] * catalogue.make(env_id).max_steps
+    from mn_gym.train.rl import min_steps
+
+    return min_steps(algo, settings)
+
+
+def check_writable(out: Path) -> None:
+    """Raise `RunError` unless `out` can be created (or exists as a folder) and its parent takes new files."""
+    if out.exists() and not out.is_dir():
+        raise RunError(f"output folder {out} exists and is not a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".mn_gym-write-test-"):
+            pass
+    except OSError as exc:
+        raise RunError(f"output folder {out} is not writable: {exc}") from exc
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """The `run.json` of a run folder (env id, algo, seed, settings), or a `RunError`."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise RunError(f"{run_dir} is not an mn_gym run folder (no {RUN_FILE})")
+    return json.loads(path.read_text())
+
+
+def _partial(out: Path) -> Path:
+    return out.parent / f".{out.name}.partial"
+
+
+def _workdir(out: Path, env_id: str, algo: str, resume: bool, overwrite: bool) -> Path:
+    """The folder to train in (the staging sibling), prepared for a fresh or a resumed run."""
+    partial = _partial(out)
+    finished = (out / SUMMARY).is_file()
+    if resume:
+        source = partial if partial.is_dir() else out
+        if not (source / RUN_FILE).is_file():
+            raise RunError(f"nothing to resume in {out}: no run was started there")
+        run = load_run(source)
+        if (run["env_id"], run["algo"]) != (env_id, algo):
+            raise RunError(f"the run in {source} is {run['algo']} on {run['env_id']}, not {algo} on {env_id}: "
+                           "a checkpoint only continues on its own env and algo; choose another --out")
+        if source == out:
+            shutil.copytree(out, partial)
+        return partial
+    if partial.exists() and not overwrite:
+        raise RunError(f"an unfinished run of {out} is in {partial}: pass --resume to continue it or --overwrite "
+                       "to discard it")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        what = "a finished run" if finished else "files"
+        raise RunError(f"{out} already holds {what}; pass --overwrite to replace it (kept until the new run "
+                       "finishes), --resume to continue it, or choose another --out")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    return partial
+
+
+def _publish(partial: Path, out: Path) -> None:
+    """Replace `out` by the finished `partial` folder (the old results survive until the swap)."""
+    old = out.parent / f".{out.name}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if out.exists():
+        out.replace(old)
+    partial.replace(out)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+# ---------------------------------------------------------------------------------------------- train
+def train(env_id: str, algo: str, out: str | Path, *, seed: int = 0, minutes: float | None = None,
+          steps: int | None = None, device: str = "cpu", resume: bool = False, overwrite: bool = False,
+          progress: bool = True, settings: dict[str, Any] | None = None, env_kwargs: dict[str, Any] | None = None,
+          eval_batch: int = 1024, eval_seed: int = 12345, success_threshold: float = SUCCESS_THRESHOLD,
+          command: str | None = None) -> dict[str, Any]:
+    """Train `algo` on `env_id` into the run folder `out`; return the summary (also in `out/summary.json`).
+
+    Budgets: `minutes` of training wall-clock (evaluation excluded) and/or `steps` env steps; training stops
+    at whichever comes first. `settings` override the algo's defaults (`algo_settings(algo)`), `env_kwargs`
+    the catalogue's. Evaluation: the held-out episodes of `eval_batch` starts seeded with `eval_seed`.
+    The summary reports the final and best held-out distance and success rate, and the env steps and training
+    seconds at which the success rate first reached `success_threshold` (None when it never did)."""
+    settings, env_kwargs, out = dict(settings or {}), dict(env_kwargs or {}), Path(out)
+    check_request(env_id, algo, minutes, steps, settings)
+    check_writable(out)
+    work = _workdir(out, env_id, algo, resume, overwrite)
+    full = {**algo_settings(algo), **settings}
+    run = {"env_id": env_id, "algo": algo, "seed": seed, "settings": full, "env_kwargs": env_kwargs,
+           "device": device, "mn_gym_version": mn_gym.__version__}
+    (work / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
+    time_budget = None if minutes is None else 60.0 * minutes
+    started = time.time()
+    if algo == "bptt":
+        env = catalogue.make(env_id)
+        iterations = None if steps is None else steps // (full["batch_size"] * env.max_steps)
+        eval_every = full.pop("eval_every")
+        if iterations is not None and minutes is None:
+            eval_every = max(1, iterations // 20)
+        result = train_bptt(env_id, iterations=iterations, time_budget=time_budget, seed=seed, out_dir=work,
+                            resume=resume, progress=progress, env_kwargs=env_kwargs, device=device,
+                            eval_every=eval_every, eval_batch=eval_batch, eval_seed=eval_seed, **full)
+        curve, policy, train_time = result.curve, result.policy, result.train_time_s
+    else:
+        from mn_gym.train.rl import train_sb3
+
+        result = train_sb3(env_id, algo, steps=steps, time_budget=time_budget, seed=seed, out_dir=work,
+                           resume=resume, progress=progress, env_kwargs=env_kwargs, device=device,
+                           eval_batch=eval_batch, eval_seed=eval_seed, **settings)
+        curve, policy, train_time = result.curve, result.policy, result.train_time_s
+    summary = _summary(run, curve, train_time, success_threshold, minutes, steps, command, started)
+    radius = catalogue.make(env_id, **env_kwargs).task.success_radius
+    plots.learning_curves({algo: [curve]}, work / CURVE_PNG, _title(summary), radius)
+    _plot_trajectories(env_id, env_kwargs, policy, work / TRAJ_PNG, eval_seed, _title(summary))
+    (work / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    _publish(work, out)
+    return summary
+
+
+def _title(summary: dict[str, Any]) -> str:
+    return (f"{summary['env_id']}: {summary['algo']}, seed {summary['seed']}, {summary['env_steps']:,} env steps, "
+            f"{summary['train_time_s'] / 60:.1f} min -> {100 * summary['final_eval_distance_m']:.2f} cm, "
+            f"{100 * summary['final_eval_success_rate']:.0f} % success")
+
+
+def _summary(run: dict[str, Any], curve: list[dict[str, float]], train_time: float, threshold: float,
+             minutes: float | None, steps: int | None, command: str | None, started: float) -> dict[str, Any]:
+    final = curve[-1]
+    best = min(curve, key=lambda r: r["eval_final_distance"])
+    reached = next((r for r in curve if r["eval_success_rate"] >= threshold), None)
+    return {
+        "env_id": run["env_id"], "algo": run["algo"], "seed": run["seed"],
+        "final_eval_distance_m": final["eval_final_distance"], "final_eval_success_rate": final["eval_success_rate"],
+        "best_eval_distance_m": best["eval_final_distance"], "env_steps": int(final["env_steps"]),
+        "train_time_s": train_time, "elapsed_s": final["elapsed_s"], "success_threshold": threshold,
+        "threshold_env_steps": None if reached is None else int(reached["env_steps"]),
+        "threshold_time_s": None if reached is None else reached["train_time_s"],
+        "budget": {"minutes": minutes, "steps": steps}, "evaluations": len(curve), "settings": run["settings"],
+        "env_kwargs": run["env_kwargs"], "command": command,
+        "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
+                    "processor": platform.processor() or platform.machine()},
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+    }
+
+
+# ------------------------------------------------------------------------------------- load, evaluate
+def load_policy(run_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
+    """(run.json, trained policy) of a run folder; the policy maps (obs, hidden) -> (excitation, hidden)."""
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    if run["algo"] == "bptt":
+        checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+        spec = checkpoint["policy_spec"]
+        policy = mn_gym.GRUPolicy(spec["n_obs"], spec["n_muscles"], n_hidden=spec["n_hidden"])
+        policy.load_state_dict(checkpoint["policy"])
+        return run, policy.eval()
+    from mn_gym.train.rl import load_sb3_policy
+
+    return run, load_sb3_policy(run_dir, run["algo"], run["env_id"])
+
+
+def _plot_trajectories(env_id: str, env_kwargs: dict[str, Any], policy: torch.nn.Module, path: Path, seed: int,
+                       title: str) -> None:
+    env = catalogue.make(env_id, batch_size=16, seed=seed, **{**env_kwargs, "deterministic": True})
+    with torch.no_grad():
+        ro = mn_gym.rollout(env, policy, seed=seed)
+    plots.trajectories(ro, path, title, env.task.success_radius, env.dt)
+
+
+def evaluate_run(run_dir: str | Path, *, env_id: str | None = None, episodes: int = 1024, seed: int = 12345,
+                 plot: bool = True) -> dict[str, Any]:
+    """Success rate and mean final distance of a run's policy on `episodes` held-out episodes (deterministic env
+    seeded with `seed`); with `plot`, also writes `trajectories.png` into the run folder.
+
+    `env_id` (default: the run's) must be the env the policy was trained on."""
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    if env_id is not None and env_id != run["env_id"]:
+        raise RunError(f"the policy in {run_dir} was trained on {run['env_id']}, not {env_id}: its observations "
+                       "and muscles do not carry over")
+    _, policy = load_policy(run_dir)
+    env = catalogue.make(run["env_id"], batch_size=episodes, seed=seed,
+                         **{**run["env_kwargs"], "deterministic": True})
+    metrics = evaluate(env, policy, seed)
+    result = {"env_id": run["env_id"], "algo": run["algo"], "seed": run["seed"], "episodes": episodes,
+              "eval_seed": seed, "success_rate": metrics["eval_success_rate"],
+              "mean_final_distance_m": metrics["eval_final_distance"], "mean_loss": metrics["eval_loss"]}
+    if plot:
+        _plot_trajectories(run["env_id"], run["env_kwargs"], policy, run_dir / TRAJ_PNG, seed,
+                           f"{run['env_id']}: {run['algo']} seed {run['seed']}: "
+                           f"{100 * result['mean_final_distance_m']:.2f} cm, "
+                           f"{100 * result['success_rate']:.0f} % success ({episodes} episodes)")
+        result["plot"] = str(run_dir / TRAJ_PNG)
+    return result
