@@ -11,6 +11,7 @@ import torch
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 from torch import Tensor
+from torch.utils import _pytree as pytree
 
 from mn_gym.functional import Env, EnvState
 from mn_gym.registry import build_env
@@ -51,6 +52,66 @@ def observation_box(size: int) -> spaces.Box:
     """The observation space: float32 within +-float32 max, i.e. every finite float32 (the observation is
     unbounded in principle, through Gaussian noise and velocities; gymnasium's checker warns on +-inf bounds)."""
     return spaces.Box(-OBS_BOUND, OBS_BOUND, (size,), np.float32)
+
+
+def pack_step(obs: Tensor, reward: Tensor, terminated: Tensor, truncated: Tensor, info: dict[str, Any]) -> Tensor:
+    """One step's outputs for batch element 0 in one flat tensor (one device-to-host copy):
+    [obs, reward, reward terms..., distance, is_success, terminated, truncated, goal (2), hand (4)]."""
+    flags = torch.stack((info["is_success"][0], terminated[0], truncated[0])).to(obs.dtype)
+    return torch.cat((obs[0], reward, *info["reward_terms"].values(), info["distance"], flags, info["goal"][0],
+                      info["hand"][0]))
+
+
+class FlatStep:
+    """The batch-1 transition under `torch.compile`, over the `EnvState` packed into one flat tensor.
+
+    A compiled call costs per input and output tensor; an `EnvState` has dozens. Packing it into one float
+    tensor (integer clocks are exact in float) leaves one state tensor in, one out, plus the packed step
+    outputs (`pack_step`), and one fused kernel. `unpack` restores the `EnvState` (for rendering,
+    `MnGymEnv.state`, pickling)."""
+
+    def __init__(self, env: Env, example: EnvState) -> None:
+        leaves, self.spec = pytree.tree_flatten(example)
+        if not all(leaf is None or isinstance(leaf, Tensor) for leaf in leaves):
+            raise TypeError("FlatStep packs states made of tensors (and None) only")
+        self.env = env
+        self.n_leaves = len(leaves)
+        tensors = {i: leaf for i, leaf in enumerate(leaves) if leaf is not None}  # None fields stay None
+        self.index = list(tensors)
+        self.shapes = [leaf.shape for leaf in tensors.values()]
+        self.dtypes = [leaf.dtype for leaf in tensors.values()]
+        self.sizes = [leaf.numel() for leaf in tensors.values()]
+        self._compiled = torch.compile(self._step, dynamic=False, options={"size_asserts": False})
+        self._warm = False
+
+    def step(self, flat: Tensor, action: Tensor, noise: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(new flat state, `pack_step` outputs) after `action` (M,) in [-1, 1] and the step's noise draw.
+
+        Guard evaluation is skipped: every call has the same shapes, dtype, device and env (the one graph
+        cannot go stale); the first call compiles (seconds)."""
+        if not self._warm:
+            self._warm = True
+            return self._compiled(flat, action, noise)
+        with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
+            return self._compiled(flat, action, noise)
+
+    def pack(self, state: EnvState) -> Tensor:
+        leaves, spec = pytree.tree_flatten(state)
+        if spec != self.spec or [i for i, leaf in enumerate(leaves) if leaf is not None] != self.index:
+            raise RuntimeError("the env state changed structure; the compiled single-env step cannot pack it")
+        return torch.cat([leaves[i].reshape(-1).to(self.env.dtype) for i in self.index])
+
+    def unpack(self, flat: Tensor) -> EnvState:
+        leaves: list[Tensor | None] = [None] * self.n_leaves
+        parts = torch.split(flat, self.sizes)
+        for i, part, shape, dtype in zip(self.index, parts, self.shapes, self.dtypes, strict=True):
+            leaves[i] = part.reshape(shape).to(dtype)
+        return pytree.tree_unflatten(leaves, self.spec)
+
+    def _step(self, flat: Tensor, action: Tensor, noise: Tensor | None) -> tuple[Tensor, Tensor]:
+        state, obs, reward, terminated, truncated, info = self.env._transition(
+            self.unpack(flat), action_to_excitation(action[None]), noise)
+        return self.pack(state), pack_step(obs, reward, terminated, truncated, info)
 
 
 class MnGymEnv(gymnasium.Env):
@@ -154,8 +215,7 @@ class MnGymEnv(gymnasium.Env):
         self._env_id, self._kwargs = env_id, dict(kwargs)
         self._face = {"render_mode": render_mode, "render_width": render_width, "device": device,
                       "compile": compile, "max_episode_steps": max_episode_steps}
-        self._env = build_env(env_id, 1, self._kwargs, self.FACE_KWARGS, device=device, compile=compile,
-                              max_episode_steps=max_episode_steps)
+        self._env = self._build()
         env = self._env
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": min(MAX_RENDER_FPS, round(1.0 / env.dt))}
@@ -164,6 +224,8 @@ class MnGymEnv(gymnasium.Env):
         self.muscle_names = env.effector.muscle_names
         self.max_episode_steps = env.max_steps
         self._state: EnvState | None = None
+        self._flat: Tensor | None = None  # compile=True: the state packed for the compiled step
+        self._flat_step: FlatStep | None = None
         self._closed = False
         self._renderer = self._window = None
         self._trail: deque = deque(maxlen=50)
@@ -177,6 +239,8 @@ class MnGymEnv(gymnasium.Env):
     @property
     def state(self) -> EnvState | None:
         """The current functional `EnvState` (batch 1), None before the first reset."""
+        if self._state is None and self._flat is not None:
+            self._state = self._flat_step.unpack(self._flat)
         return self._state
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -187,6 +251,10 @@ class MnGymEnv(gymnasium.Env):
             seed = int(seed)
         with torch.no_grad():
             self._state, obs = self._env.reset(seed=seed, options=self._batch_options(options))
+            if self._face["compile"]:
+                if self._flat_step is None:
+                    self._flat_step = FlatStep(self._env, self._state)
+                self._flat = self._flat_step.pack(self._state)
             where = self._env.where(self._state)
             packed = torch.cat((obs[0], where["distance"], where["goal"][0], where["hand"][0])).cpu().numpy()
         n = self._env.obs_size
@@ -200,20 +268,22 @@ class MnGymEnv(gymnasium.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self._check_open()
-        if self._state is None:
+        if self._state is None and self._flat is None:
             raise ResetNeeded("Cannot call step() before reset(): call env.reset() first")
-        a = check_action(action, self.action_space.shape)
+        a = torch.from_numpy(check_action(action, self.action_space.shape)).to(self._env.device)
         env = self._env
         with torch.no_grad():
-            excitation = action_to_excitation(torch.from_numpy(a).to(env.device)[None])
-            self._state, obs, reward, terminated, truncated, info = env.step(self._state, excitation)
-            terms = info["reward_terms"]
-            flags = torch.stack((info["is_success"][0], terminated[0], truncated[0])).to(obs.dtype)
-            packed = torch.cat((obs[0], reward, *terms.values(), info["distance"], flags,
-                                info["goal"][0], info["hand"][0])).cpu().numpy()
+            if self._flat_step is not None:
+                self._flat, packed = self._flat_step.step(self._flat, a, env.draw_noise(1))
+                self._state = None  # unpacked on demand (`state`, render)
+            else:
+                excitation = action_to_excitation(a[None])
+                self._state, obs, reward, terminated, truncated, info = env.step(self._state, excitation)
+                packed = pack_step(obs, reward, terminated, truncated, info)
+            packed = packed.cpu().numpy()
         n = env.obs_size
-        out_info: dict[str, Any] = {k: float(packed[n + 1 + j]) for j, k in enumerate(terms)}
-        i = n + 1 + len(terms)
+        out_info: dict[str, Any] = {k: float(packed[n + 1 + j]) for j, k in enumerate(self._reward_terms)}
+        i = n + 1 + len(self._reward_terms)
         out_info["distance"] = float(packed[i])
         out_info["is_success"] = bool(packed[i + 1])
         out_info["goal"] = packed[i + 4:i + 6].copy()
@@ -249,7 +319,7 @@ class MnGymEnv(gymnasium.Env):
             self._window.close()
             self._window = None
         self._closed = True
-        self._state = None
+        self._state = self._flat = None
 
     # ------------------------------------------------------------------------------------------ helpers
     def _check_open(self) -> None:
@@ -259,7 +329,7 @@ class MnGymEnv(gymnasium.Env):
     def _frame(self) -> np.ndarray:
         from mn_gym.render import Renderer, lane_scene
 
-        env, state = self._env, self._state
+        env, state = self._env, self.state
         if self._renderer is None:
             self._renderer = Renderer(env.effector, env.task.success_radius, width=self._face["render_width"])
         with torch.no_grad():
@@ -279,10 +349,11 @@ class MnGymEnv(gymnasium.Env):
         return options
 
     # -------------------------------------------------------------------------------------- pickling
-    _REBUILT = ("_env", "_renderer", "_window")
+    _REBUILT = ("_env", "_renderer", "_window", "_flat_step", "_flat")
 
     def __getstate__(self) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items() if k not in self._REBUILT}
+        d["_state"] = self.state
         d["_generator_state"] = self._env.generator.get_state()
         return d
 
@@ -290,11 +361,21 @@ class MnGymEnv(gymnasium.Env):
         d = dict(d)
         generator_state = d.pop("_generator_state")
         self.__dict__.update(d)
-        f = self._face
-        self._env = build_env(self._env_id, 1, self._kwargs, self.FACE_KWARGS, device=f["device"],
-                              compile=f["compile"], max_episode_steps=f["max_episode_steps"])
+        self._env = self._build()
         self._env.generator.set_state(generator_state)
-        self._renderer = self._window = None
+        self._renderer = self._window = self._flat_step = self._flat = None
+        if self._state is not None and self._face["compile"]:
+            self._flat_step = FlatStep(self._env, self._state)
+            self._flat = self._flat_step.pack(self._state)
+
+    def _build(self) -> Env:
+        """The batch-1 functional env; with compile=True its steps go through `FlatStep` (built at reset)."""
+        f = self._face
+        env = build_env(self._env_id, 1, self._kwargs, self.FACE_KWARGS, device=f["device"],
+                        max_episode_steps=f["max_episode_steps"])
+        env.effector.check_inputs = not f["compile"]  # step() checks the action itself
+        self._reward_terms = [f"reward_{k}" for k in env.task.term_names()]
+        return env
 
     def __repr__(self) -> str:
         return f"MnGymEnv({self._env_id!r}, kwargs={self._kwargs})"

@@ -249,37 +249,36 @@ def render_policy(env_id: str, policy: torch.nn.Module, path: str | Path, *, epi
 
 
 def save_media(out_dir: str, seed: int = 0) -> list[str]:
-    """Write a PNG frame of each effector (point mass, arm, compliant arm) and a short GIF of the arm to
-    `out_dir` (`python -m mn_gym.render docs/faces`). The excitations are a fixed smooth pattern."""
+    """Write a PNG frame of every registered env id (`<id>.png`, 0.4 s into an episode) and a short GIF of
+    the arm reaching (`arm.gif`) to `out_dir` (`python -m mn_gym.render docs/envs`). The excitations are a fixed
+    smooth pattern, not a trained policy."""
     import gymnasium as gym
     from PIL import Image
 
-    import mn_gym  # noqa: F401  (registers the ids)
+    import mn_gym
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for env_id, name in (("PointMassReach-v0", "pointmass"), ("ArmReach-v0", "arm"),
-                         ("CompliantArmReach-v0", "compliant_arm")):
-        env = gym.make(env_id, render_mode="rgb_array")
+    for env_id in mn_gym.list_ids():
+        env = gym.make(env_id, render_mode="rgb_array", render_width=320)
         env.reset(seed=seed)
-        m = env.action_space.shape[0]
-        steps = round(0.4 / env.unwrapped.functional.dt)
+        m, dt = env.action_space.shape[0], env.unwrapped.functional.dt
+        gif = env_id == "ArmReach-v0"
         frames = []
-        for k in range(steps):
-            t = k * env.unwrapped.functional.dt
-            a = np.sin(2 * np.pi * (1.5 * t + np.arange(m) / m)).astype(np.float32)
+        for k in range(round(0.4 / dt)):
+            a = np.sin(2 * np.pi * (1.5 * k * dt + np.arange(m) / m)).astype(np.float32)
             env.step(a)
-            if name == "arm" and k % 2 == 0:
+            if gif and k % 2 == 0:
                 frames.append(env.render())
-        path = out / f"{name}.png"
+        path = out / f"{env_id}.png"
         Image.fromarray(env.render()).save(path)
         written.append(str(path))
         if frames:
-            gif = out / f"{name}.gif"
             images = [Image.fromarray(f) for f in frames]
-            images[0].save(gif, save_all=True, append_images=images[1:], duration=20, loop=0, optimize=True)
-            written.append(str(gif))
+            images[0].save(out / "arm.gif", save_all=True, append_images=images[1:], duration=20, loop=0,
+                           optimize=True)
+            written.append(str(out / "arm.gif"))
         env.close()
     return written
 
@@ -287,4 +286,4 @@ def save_media(out_dir: str, seed: int = 0) -> list[str]:
 if __name__ == "__main__":
     import sys
 
-    print("\n".join(save_media(sys.argv[1] if len(sys.argv) > 1 else "docs/faces")))
+    print("\n".join(save_media(sys.argv[1] if len(sys.argv) > 1 else "docs/envs")))

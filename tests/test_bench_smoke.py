@@ -1,18 +1,9 @@
-"""Smoke test of baselines/bench_effector.py: a --quick run without MotorNet gives finite positive speeds."""
+"""Smoke test of `mn-gym bench effector`: a --quick run without MotorNet gives finite positive speeds."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "baselines" / "bench_effector.py"
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_effector", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from mn_gym.bench import effector
 
 
 def _finite_positive(x) -> bool:
@@ -20,7 +11,7 @@ def _finite_positive(x) -> bool:
 
 
 def test_bench_quick_no_motornet(tmp_path, capsys):
-    bench = _load_bench()
+    bench = effector
     out = tmp_path / "bench.json"
     results = bench.main(["--quick", "--no-motornet", "--batches", "1", "4", "--json", str(out)])
 

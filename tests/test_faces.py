@@ -2,11 +2,9 @@
 autoreset semantics, wrappers, smoke training and the throughput script."""
 
 import copy
-import importlib.util
 import math
 import pickle
 import warnings
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -26,13 +24,15 @@ def _actions(n: int, m: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-1, 1, (n, m)).astype(np.float32)
 
 
-def _single(seed, actions):
-    env = gym.make(ID)
+def _single(seed, actions, infos=None, **kwargs):
+    env = gym.make(ID, **kwargs)
     obs, _ = env.reset(seed=seed)
     observations, rewards = [obs], []
     for a in actions:
-        obs, r, term, trunc, _ = env.step(a)
+        obs, r, term, trunc, info = env.step(a)
         rewards.append(r)
+        if infos is not None:
+            infos.append(info)
         if term or trunc:
             obs, _ = env.reset()
         observations.append(obs)
@@ -101,6 +101,35 @@ def test_faces_agree_across_an_episode_boundary():
         np.testing.assert_allclose(rew, f_rew, rtol=1e-5, atol=1e-7)
     assert len(terminal) == 1 and terminal[0].shape == (mn_gym.make(ID).obs_size,)
     assert not np.allclose(terminal[0], b_obs[STEPS])  # the terminal observation is not the restarted one
+
+
+def test_compiled_single_env_matches_eager():
+    """compile=True (the flat-state compiled step) gives the eager episodes, infos, state, frames and pickles."""
+    actions = _actions(STEPS + 20, 6, seed=4)
+    eager_infos, compiled_infos = [], []
+    e_obs, e_rew = _single(3, actions, eager_infos)
+    c_obs, c_rew = _single(3, actions, compiled_infos, compile=True)
+    np.testing.assert_allclose(c_obs, e_obs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c_rew, e_rew, rtol=1e-5, atol=1e-7)
+    for ei, ci in zip(eager_infos, compiled_infos, strict=True):
+        assert ei.keys() == ci.keys() and ei["is_success"] == ci["is_success"]
+        np.testing.assert_allclose(ci["hand"], ei["hand"], rtol=1e-5, atol=1e-6)
+        assert ci["reward_position"] == pytest.approx(ei["reward_position"], rel=1e-5, abs=1e-7)
+
+    env = MnGymEnv(ID, compile=True, render_mode="rgb_array")
+    env.reset(seed=2)
+    for a in _actions(5, 6):
+        env.step(a)
+    assert isinstance(env.state, mn_gym.EnvState) and int(env.state.t[0]) == 5
+    assert env.render().shape[2] == 3
+    clone = pickle.loads(pickle.dumps(env))
+    for a in _actions(5, 6, seed=9):
+        o1, r1, *_ = env.step(a)
+        o2, r2, *_ = clone.step(a)
+        np.testing.assert_allclose(o1, o2, rtol=1e-6, atol=1e-7)
+        assert r1 == pytest.approx(r2, rel=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.zeros(5, np.float32))
 
 
 def test_seeded_determinism_and_different_seeds():
@@ -279,10 +308,8 @@ def test_recurrent_ppo_smoke():
 
 
 def test_bench_faces_quick(tmp_path):
-    path = Path(mn_gym.bench.faces.__file__)
-    spec = importlib.util.spec_from_file_location("bench_faces", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from mn_gym.bench import faces as bench
+
     results = bench.main(["--quick", "--no-motornet", "--json", str(tmp_path / "b.json")])
     assert results["single"]["mn_gym"] > 0 and math.isfinite(results["single"]["mn_gym"])
     assert all(r["steps_per_s"] > 0 for r in results["vector"])

@@ -122,6 +122,22 @@ EFFECTORS: dict[str, Callable[..., Effector]] = {
 }
 
 
+def register_effector(name: str, factory: Callable[..., Effector], *, overwrite: bool = False) -> None:
+    """Make `factory(**kwargs) -> Effector` available by `name` to `make_effector` and the catalogue
+    (`mn_gym.register("MyReach-v0", name, "reach")`). Its keyword parameters become the env's effector
+    settings; it should accept `dtype` and `device`."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"effector name must be a non-empty string, got {name!r}")
+    if not callable(factory):
+        raise TypeError(f"factory must be callable, got {type(factory).__name__}")
+    if name in EFFECTORS and not overwrite:
+        raise ValueError(f"effector {name!r} is already registered (pass overwrite=True to replace it)")
+    missing = {"dtype", "device"} - set(inspect.signature(factory).parameters)
+    if missing:
+        raise TypeError(f"effector factory {name!r} must accept keyword arguments {sorted(missing)}")
+    EFFECTORS[name] = factory
+
+
 def make_effector(name: str, **kwargs: Any) -> Effector:
     """Build the pre-built effector `name` (see `EFFECTORS`) with keyword overrides."""
     try:

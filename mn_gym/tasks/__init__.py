@@ -9,6 +9,20 @@ from mn_gym.tasks.tracking import Tracking
 TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (RandomReach, CentreOut, CurlField, Posture, Tracking)}
 
 
+def register_task(cls: type[Task], *, overwrite: bool = False) -> type[Task]:
+    """Make a `Task` subclass available by its `name` to the catalogue (`mn_gym.register(id, effector,
+    cls.name)`); usable as a class decorator."""
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise TypeError(f"register_task takes a Task subclass, got {cls!r}")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{cls.__name__} needs a class attribute `name` (a non-empty string)")
+    if name in TASKS and TASKS[name] is not cls and not overwrite:
+        raise ValueError(f"task {name!r} is already registered (pass overwrite=True to replace it)")
+    TASKS[name] = cls
+    return cls
+
+
 def task_class(name: str) -> type[Task]:
     try:
         return TASKS[name]
@@ -17,4 +31,4 @@ def task_class(name: str) -> type[Task]:
 
 
 __all__ = ["LOSS_TERMS", "TASKS", "CentreOut", "CurlField", "Posture", "RandomReach", "Task", "TaskState",
-           "Tracking", "task_class"]
+           "Tracking", "register_task", "task_class"]
