@@ -1,9 +1,10 @@
 """The `mn-gym` command line: list envs, train (BPTT, PPO, SAC, RecurrentPPO), evaluate, render, benchmark, sweep.
 
     mn-gym list
-    mn-gym train --algo bptt --env ArmReach-v0 --minutes 2 --out runs/arm-bptt
-    mn-gym eval runs/arm-bptt
-    mn-gym render runs/arm-bptt --out runs/arm-bptt/reach.gif
+    mn-gym train --minutes 2                      # BPTT on ArmReach-v0 -> runs/ArmReach-v0/bptt/seed0
+    mn-gym train --algo ppo --env ArmReach-v0 --minutes 10 --out runs/arm-ppo
+    mn-gym eval runs/arm-ppo
+    mn-gym render runs/ArmReach-v0/bptt/seed0 --out reach.gif
     mn-gym bench faces --quick
     mn-gym sweep --envs PointMassReach-v0 ArmReach-v0 --algos bptt ppo --seeds 0 1 --minutes 2 --out runs/grid
 
@@ -29,6 +30,7 @@ from mn_gym.train import runs
 
 __all__ = ["main"]
 
+DEFAULT_ENV = "ArmReach-v0"
 EPILOG = "Run 'mn-gym <command> --help' for a command's options. Docs: README.md; results: baselines/README.md."
 
 
@@ -87,8 +89,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         for algo in runs.ALGOS:
             print(f"{algo}: {runs.algo_settings(algo)}")
         return 0
-    if args.env is None:
-        raise runs.RunError("give --env (see 'mn-gym list')")
     torch.set_num_threads(args.threads)
     out = args.out or Path("runs") / args.env / args.algo / f"seed{args.seed}"
     summary = runs.train(args.env, args.algo, out, seed=args.seed, minutes=args.minutes, steps=args.steps,
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "policy checkpoint, curve.png, trajectories.png and summary.json. The folder is "
                            "replaced only when the run finishes, so existing results are never half-overwritten."))
     p.add_argument("--algo", choices=runs.ALGOS, default="bptt", help="training method")
-    p.add_argument("--env", help="env id (see 'mn-gym list')")
+    p.add_argument("--env", default=DEFAULT_ENV, help="env id (see 'mn-gym list')")
     p.add_argument("--seed", type=int, default=0)
     _add_budget(p)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")

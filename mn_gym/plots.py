@@ -24,6 +24,15 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, title: str, path: str | Path) -> Path:
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def learning_curves(curves: Mapping[str, Sequence[Sequence[Mapping[str, float]]]], path: str | Path, title: str,
                     success_radius: float) -> Path:
     """Held-out mean final distance and success rate vs training wall-clock and vs env steps.
@@ -54,12 +63,7 @@ def learning_curves(curves: Mapping[str, Sequence[Sequence[Mapping[str, float]]]
     axes[1, 1].set_xlabel("env steps")
     axes[1, 1].set_xscale("symlog", linthresh=1e4)
     axes[0, 0].legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, title, path)
 
 
 def trajectories(ro: Rollout, path: str | Path, title: str, success_radius: float, dt: float,
@@ -87,9 +91,4 @@ def trajectories(ro: Rollout, path: str | Path, title: str, success_radius: floa
     ax_d.set_xlabel("time (s)")
     ax_d.set_ylabel("hand-goal distance (cm)")
     ax_d.grid(True, which="both", alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, title, path)

@@ -133,7 +133,6 @@ def test_bad_requests_fail_clearly(tmp_path, capsys):
         ([*base, "--steps", 100], "too small for one bptt update"),
         ([*base, "--steps", 10**6, "--set", "n_envz=3"], "unknown bptt setting(s) ['n_envz']"),
         ([*base, "--steps", 10**6, "--set", "lr"], "key=value"),
-        (["train", "--steps", 100], "give --env"),
         (["eval", tmp_path], "not an mn_gym run folder"),
         (["sweep", "--envs", "ArmReach-v0", "--algos", "ppo", "--out", tmp_path / "s"], "give a budget"),
         (["sweep", "--envs", "ArmReach-v0", "--algos", "ppo", "bptt", "--steps", 10**6, "--out", tmp_path / "s",

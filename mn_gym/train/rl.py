@@ -13,13 +13,15 @@ Budgets: `steps` (env steps, summed over the `n_envs` lanes) and/or `time_budget
 wall-clock: acting, environment steps and gradient updates; evaluation and checkpoints are not counted).
 
 Files in `out_dir`: `metrics.csv` (the learning curve), `model.zip` (the agent), `vecnormalize.pkl` (the
-observation statistics) and `progress.pt` (curve and clocks, for `resume`), written at every evaluation.
+observation statistics) and `progress.pt` (curve and clocks, for `resume`), written at every evaluation;
+SB3's own training scalars go to `tensorboard/` when TensorBoard is installed.
 SAC resumes with an empty replay buffer (the buffer is not saved).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
 import time
 from dataclasses import dataclass
@@ -226,6 +228,13 @@ class _Trainer:
             self.bar.close()
 
 
+def _tensorboard_dir(out: Path | None) -> str | None:
+    """`out/tensorboard` when TensorBoard is installed (SB3 then logs its training scalars there)."""
+    if out is None or importlib.util.find_spec("tensorboard") is None:
+        return None
+    return str(out / "tensorboard")
+
+
 def train_sb3(
     env_id: str,
     algo: str,
@@ -285,7 +294,8 @@ def train_sb3(
         trainer.elapsed_before = trainer.curve[-1]["elapsed_s"] if trainer.curve else 0.0
     else:
         venv = VecNormalize(VecMonitor(venv), gamma=settings.get("gamma", 0.99))
-        model = cls(policy_name, venv, seed=seed, device=device, verbose=0, **settings)
+        model = cls(policy_name, venv, seed=seed, device=device, verbose=0, tensorboard_log=_tensorboard_dir(out),
+                    **settings)
     config = {"env_id": env_id, "algo": algo, "env_kwargs": env_kwargs, "steps": steps, "time_budget": time_budget,
               "seed": seed, "n_envs": n_envs, **settings, "eval_batch": eval_batch, "eval_seed": eval_seed,
               "device": str(device), "torch_threads": torch.get_num_threads()}
