@@ -132,6 +132,21 @@ def test_compiled_single_env_matches_eager():
         env.step(np.zeros(5, np.float32))
 
 
+def test_compiled_step_is_cached_on_disk(tmp_path, monkeypatch):
+    """A second env of the same kind loads the compiled step from the cache; deterministic envs (no noise
+    input) compile and match eager too."""
+    monkeypatch.setenv("MN_GYM_CACHE", str(tmp_path))
+    actions = _actions(30, 6, seed=5)
+    runs = []
+    for compile_ in (True, True, False):
+        env = MnGymEnv(ID, compile=compile_, deterministic=True)
+        env.reset(seed=1)
+        runs.append(np.array([env.step(a)[0] for a in actions]))
+        assert len(list(tmp_path.glob("step-*.pt2"))) == 1
+    np.testing.assert_array_equal(runs[0], runs[1])
+    np.testing.assert_allclose(runs[0], runs[2], rtol=1e-5, atol=1e-6)
+
+
 def test_seeded_determinism_and_different_seeds():
     actions = _actions(20, 6, seed=1)
     a_obs, a_rew = _single(3, actions)
