@@ -76,6 +76,8 @@ def _pairs(items: list[str] | None, what: str) -> dict[str, Any]:
 def _add_budget(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minutes", type=float, help="training wall-clock budget (evaluation excluded)")
     p.add_argument("--steps", type=int, help="env-step budget (with or instead of --minutes; first reached stops)")
+    p.add_argument("--eval-episodes", type=int, default=1024,
+                   help="held-out episodes of each evaluation during training")
 
 
 def _add_settings(p: argparse.ArgumentParser, sweep: bool = False) -> None:
@@ -94,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = runs.train(args.env, args.algo, out, seed=args.seed, minutes=args.minutes, steps=args.steps,
                          device=args.device, resume=args.resume, overwrite=args.overwrite,
                          progress=not args.no_progress, settings=_pairs(args.settings, "--set"),
-                         env_kwargs=_pairs(args.env_set, "--env-set"),
+                         env_kwargs=_pairs(args.env_set, "--env-set"), eval_batch=args.eval_episodes,
                          command="mn-gym " + shlex.join(sys.argv[1:]) if args.record_command else None)
     print(f"{summary['env_id']} {summary['algo']} seed {summary['seed']}: {summary['env_steps']:,} env steps, "
           f"{summary['train_time_s'] / 60:.1f} min training: held-out success "
@@ -147,7 +149,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise runs.RunError(f"sweep settings name their algo: ALGO.KEY=VALUE, got {key!r}")
         settings.setdefault(algo, {})[name] = value
     rows = sweep(args.envs, args.algos, args.seeds, args.out, minutes=args.minutes, steps=args.steps,
-                 settings=settings, address=args.address, workers=args.workers, cpus_per_trial=args.cpus_per_trial,
+                 settings=settings, eval_batch=args.eval_episodes, address=args.address, workers=args.workers,
+                 cpus_per_trial=args.cpus_per_trial,
                  overwrite=args.overwrite, progress=not args.no_progress,
                  command="mn-gym " + shlex.join(sys.argv[1:]) if args.record_command else None)
     print((Path(args.out) / "table.md").read_text())

@@ -30,7 +30,8 @@ def run_cli(*argv, expect=0):
 
 
 def train_tiny(out, algo="bptt", env="PointMassReach-v0", *extra, expect=0):
-    run_cli("train", "--algo", algo, "--env", env, "--out", out, "--no-progress", *TINY[algo], *extra, expect=expect)
+    run_cli("train", "--algo", algo, "--env", env, "--out", out, "--no-progress", "--eval-episodes", 128,
+            *TINY[algo], *extra, expect=expect)
 
 
 def read_curve(run_dir):
@@ -85,7 +86,7 @@ def test_eval_is_the_training_evaluation(tmp_path):
     """`eval` with the training's held-out seed and size reproduces the final curve row (same episodes)."""
     out = tmp_path / "ppo"
     train_tiny(out, "ppo")
-    result = runs.evaluate_run(out, episodes=1024, seed=12345, plot=False)
+    result = runs.evaluate_run(out, episodes=128, seed=12345, plot=False)
     final = read_curve(out)[-1]
     assert result["mean_final_distance_m"] == pytest.approx(float(final["eval_final_distance"]), rel=1e-5)
     assert result["success_rate"] == pytest.approx(float(final["eval_success_rate"]))
@@ -129,6 +130,7 @@ def test_bad_requests_fail_clearly(tmp_path, capsys):
         ([*base], "give a budget"),
         ([*base, "--minutes", -1], "positive number of minutes"),
         ([*base, "--steps", 0], "positive integer number of env steps"),
+        ([*base, "--steps", 10**6, "--eval-episodes", 0], "evaluation episodes must be a positive integer"),
         ([*base, "--algo", "ppo", "--steps", 100], "too small for one ppo update"),
         ([*base, "--steps", 100], "too small for one bptt update"),
         ([*base, "--steps", 10**6, "--set", "n_envz=3"], "unknown bptt setting(s) ['n_envz']"),
@@ -198,7 +200,7 @@ def test_sweep_local_ray(tmp_path, capsys):
     pytest.importorskip("ray")
     out = tmp_path / "grid"
     argv = ["sweep", "--envs", "PointMassReach-v0", "ArmReach-v0", "--algos", "bptt", "ppo", "--seeds", 0, 1,
-            "--steps", 1600, "--out", out, "--no-progress", "--set", "bptt.batch_size=16",
+            "--steps", 1600, "--eval-episodes", 64, "--out", out, "--no-progress", "--set", "bptt.batch_size=16",
             "--set", "bptt.compile_effector=False", "--set", "ppo.n_envs=4", "--set", "ppo.n_steps=16",
             "--set", "ppo.batch_size=32"]
     run_cli(*argv)

@@ -22,7 +22,6 @@ def two_muscle_arm(*, dt: float = 0.01, dtype: torch.dtype = torch.float32, devi
     return b.build(dt=dt)
 
 
-@mn_gym.register_task
 class FixedReach(Task):
     """Reach from the arm's middle posture to one fixed target."""
 
@@ -37,9 +36,22 @@ class FixedReach(Task):
         return at_rest(q0), plain_state(effector, target, hand_position(effector, q0))
 
 
-def test_custom_effector_and_task_become_an_env(capsys):
-    mn_gym.register_effector("two_muscle_arm", two_muscle_arm, overwrite=True)
-    mn_gym.register("TwoMuscleFixedReach-v0", "two_muscle_arm", "fixed_reach", overwrite=True, y=0.4,
+@pytest.fixture
+def restore_registries():
+    """Leave the effector, task, catalogue and Gymnasium registries as they were."""
+    from mn_gym import catalogue, tasks
+
+    saved = [(d, dict(d)) for d in (mn_gym.EFFECTORS, tasks.TASKS, catalogue.REGISTRY, gym.registry)]
+    yield
+    for d, before in saved:
+        d.clear()
+        d.update(before)
+
+
+def test_custom_effector_and_task_become_an_env(capsys, restore_registries):
+    assert mn_gym.register_task(FixedReach) is FixedReach
+    mn_gym.register_effector("two_muscle_arm", two_muscle_arm)
+    mn_gym.register("TwoMuscleFixedReach-v0", "two_muscle_arm", "fixed_reach", y=0.4,
                     episode_duration=0.5)
     env = mn_gym.make("TwoMuscleFixedReach-v0", batch_size=3)
     state, obs = env.reset(seed=0)
@@ -52,7 +64,7 @@ def test_custom_effector_and_task_become_an_env(capsys):
     assert "TwoMuscleFixedReach-v0" in capsys.readouterr().out
 
 
-def test_registration_errors():
+def test_registration_errors(restore_registries):
     with pytest.raises(ValueError, match="already registered"):
         mn_gym.register_effector("arm26", two_muscle_arm)
     with pytest.raises(TypeError, match=r"must accept keyword arguments \['device', 'dtype'\]"):

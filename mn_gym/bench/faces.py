@@ -8,7 +8,8 @@ What it measures (ArmReach-v0 unless --env; random actions drawn beforehand; epi
      `step(torch action)`), when importable, in the same process.
   3. `MnGymVectorEnv` at each --num-envs (numpy in/out, NEXT_STEP autoreset): env-steps per second
      (= num_envs * steps / seconds).
-  4. with --compile, the same with the functional step under torch.compile (compile time excluded: warm-up).
+  4. with --compile, the same with compiled steps (single env: `mn_gym.flat_step`, AOTInductor; vector env:
+     torch.compile); compile time is excluded (warm-up).
 
 Reproduce:
     mn-gym bench faces --threads 1 --json baselines/results/bench_faces.json
@@ -42,7 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--vector-steps", type=int, default=200, help="vector-env steps per timed run")
     p.add_argument("--num-envs", nargs="+", type=int, default=[64, 1024, 4096])
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--compile", action="store_true", help="torch.compile the functional step")
+    p.add_argument("--compile", action="store_true",
+                   help="compiled steps: the single env's ahead-of-time flat step, the vector env's torch.compile")
     p.add_argument("--no-motornet", action="store_true")
     p.add_argument("--quick", action="store_true", help="tiny runs (smoke test)")
     p.add_argument("--json", default=None)

@@ -56,8 +56,9 @@ def algo_settings(algo: str) -> dict[str, Any]:
 
 
 def check_request(env_id: str, algo: str, minutes: float | None, steps: int | None,
-                  settings: dict[str, Any]) -> None:
-    """Raise `RunError` for an unknown env or algo, a missing or impossible budget, or unknown settings."""
+                  settings: dict[str, Any], eval_batch: int = 1024) -> None:
+    """Raise `RunError` for an unknown env or algo, a missing or impossible budget, unknown settings or a
+    non-positive number of evaluation episodes."""
     if env_id not in mn_gym.list_ids():
         raise RunError(f"unknown env id {env_id!r}; registered: {', '.join(mn_gym.list_ids())}")
     if algo not in ALGOS:
@@ -68,6 +69,8 @@ def check_request(env_id: str, algo: str, minutes: float | None, steps: int | No
         raise RunError(f"the time budget must be a positive number of minutes, got {minutes!r}")
     if steps is not None and not (isinstance(steps, int) and steps > 0):
         raise RunError(f"the step budget must be a positive integer number of env steps, got {steps!r}")
+    if not (isinstance(eval_batch, int) and eval_batch > 0):
+        raise RunError(f"evaluation episodes must be a positive integer, got {eval_batch!r}")
     defaults = algo_settings(algo)
     unknown = sorted(set(settings) - set(defaults))
     if unknown:
@@ -166,7 +169,7 @@ def train(env_id: str, algo: str, out: str | Path, *, seed: int = 0, minutes: fl
     The summary reports the final and best held-out distance and success rate, and the env steps and training
     seconds at which the success rate first reached `success_threshold` (None when it never did)."""
     settings, env_kwargs, out = dict(settings or {}), dict(env_kwargs or {}), Path(out)
-    check_request(env_id, algo, minutes, steps, settings)
+    check_request(env_id, algo, minutes, steps, settings, eval_batch)
     check_writable(out)
     work = _workdir(out, env_id, algo, resume, overwrite)
     full = {**algo_settings(algo), **settings}

@@ -33,7 +33,7 @@ TRIAL_FIELDS = ("env_id", "algo", "seed", "status", "final_eval_success_rate", "
 
 
 def _trial(env_id: str, algo: str, seed: int, run_dir: str, budget: dict[str, Any], settings: dict[str, Any],
-           threads: int, overwrite: bool, command: str | None) -> dict[str, Any]:
+           eval_batch: int, threads: int, overwrite: bool, command: str | None) -> dict[str, Any]:
     """One trial in a Ray worker: train (or reuse a finished run); never raises, reports errors in the row."""
     import torch
 
@@ -45,7 +45,7 @@ def _trial(env_id: str, algo: str, seed: int, run_dir: str, budget: dict[str, An
             summary, row["status"] = json.loads(summary_path.read_text()), "reused"
         else:
             summary = runs.train(env_id, algo, run_dir, seed=seed, progress=False, settings=settings,
-                                 overwrite=overwrite, command=command, **budget)
+                                 eval_batch=eval_batch, overwrite=overwrite, command=command, **budget)
             row["status"] = "done"
     except Exception as exc:  # a failed trial must not take the sweep down; its error goes into the table
         return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
@@ -54,11 +54,13 @@ def _trial(env_id: str, algo: str, seed: int, run_dir: str, budget: dict[str, An
 
 def sweep(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], out: str | Path, *,
           minutes: float | None = None, steps: int | None = None, settings: dict[str, dict[str, Any]] | None = None,
-          address: str | None = None, workers: int = 2, cpus_per_trial: int = 1, overwrite: bool = False,
+          eval_batch: int = 1024, address: str | None = None, workers: int = 2, cpus_per_trial: int = 1,
+          overwrite: bool = False,
           progress: bool = True, command: str | None = None) -> list[dict[str, Any]]:
     """Run the grid on Ray and return one row per trial (`TRIAL_FIELDS`); see the module docstring.
 
-    settings: algo -> setting overrides (as `runs.train`'s `settings`). workers: concurrent local trials
+    settings: algo -> setting overrides (as `runs.train`'s `settings`). eval_batch: held-out episodes per
+    evaluation. workers: concurrent local trials
     (ignored with `address`: the cluster's resources decide)."""
     try:
         import ray
@@ -72,7 +74,7 @@ def sweep(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], out: 
         raise runs.RunError(f"settings given for algo(s) {unknown} that are not in the sweep {list(algos)}")
     for env_id in envs:  # every request is checked before any trial starts
         for algo in algos:
-            runs.check_request(env_id, algo, minutes, steps, settings.get(algo, {}))
+            runs.check_request(env_id, algo, minutes, steps, settings.get(algo, {}), eval_batch)
     if len(set(seeds)) != len(seeds):
         raise runs.RunError(f"seeds repeat: {list(seeds)}")
     if workers < 1 or cpus_per_trial < 1:
@@ -89,7 +91,7 @@ def sweep(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], out: 
     remote = ray.remote(num_cpus=cpus_per_trial)(_trial)
     budget = {"minutes": minutes, "steps": steps}
     pending = [remote.remote(env_id, algo, seed, str(out / env_id / algo / f"seed{seed}"), budget,
-                             settings.get(algo, {}), cpus_per_trial, overwrite, command)
+                             settings.get(algo, {}), eval_batch, cpus_per_trial, overwrite, command)
                for env_id in envs for algo in algos for seed in seeds]
     bar = None
     if progress:
