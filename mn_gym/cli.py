@@ -255,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (runs.RunError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        # what was asked is wrong (RunError, the library's argument checks): the message names it, no traceback
         parser.exit(2, f"mn-gym {args.command}: error: {exc}\n")
 
 

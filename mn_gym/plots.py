@@ -62,6 +62,7 @@ def learning_curves(curves: Mapping[str, Sequence[Sequence[Mapping[str, float]]]
     axes[1, 0].set_xlabel("training wall-clock (min, evaluation excluded)")
     axes[1, 1].set_xlabel("env steps")
     axes[1, 1].set_xscale("symlog", linthresh=1e4)
+    axes[1, 1].set_xlim(left=0)
     axes[0, 0].legend()
     return _save(plt, fig, title, path)
 

@@ -92,7 +92,7 @@ def test_eval_is_the_training_evaluation(tmp_path):
     assert result["success_rate"] == pytest.approx(float(final["eval_success_rate"]))
 
 
-def test_render_gif_and_png(tmp_path):
+def test_render_gif_and_png(tmp_path, capsys):
     out = tmp_path / "run"
     train_tiny(out)
     run_cli("render", out, "--episodes", 1, "--width", 120)
@@ -101,8 +101,11 @@ def test_render_gif_and_png(tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "frame.png").size[0] == 120
-    with pytest.raises(ValueError, match=r"\.gif, \.mp4 or \.png"):
-        cli.main(["render", str(out), "--out", str(tmp_path / "frame.jpg")])
+    pytest.importorskip("moviepy")
+    run_cli("render", out, "--episodes", 1, "--width", 96, "--out", tmp_path / "clip.mp4")
+    assert (tmp_path / "clip.mp4").stat().st_size > 1000
+    run_cli("render", out, "--out", tmp_path / "frame.jpg", expect=2)
+    assert "must end in .gif, .mp4 or .png" in capsys.readouterr().err
 
 
 def test_resume_extends_the_budget(tmp_path):

@@ -164,8 +164,9 @@ def _spread(values: list[float], scale: float, digits: int) -> str:
 
 def table_markdown(rows: list[dict[str, Any]]) -> str:
     """Mean ± standard deviation over seeds, one line per env and algo; failed trials are counted apart."""
+    pct = f"{100 * runs.SUCCESS_THRESHOLD:g} %"
     lines = ["| env | algo | seeds | success (%) | mean final distance (cm) | env steps | training (min) "
-             "| reached threshold | steps to threshold | min to threshold |",
+             f"| reached {pct} success | steps to {pct} | min to {pct} |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
