@@ -5,7 +5,7 @@ fuse into one kernel, but the call itself (guards, wrappers, a dozen tensors in 
 `FlatStep` packs the `EnvState` into one float tensor (integer clocks are exact in float), so the transition
 is a function of three tensors (flat state, action, noise draw) returning two (new flat state, the packed step
 outputs of `pack_step`), and compiles it with AOTInductor (`torch.export` + `aoti_compile_and_package`) into a
-shared library called from C++ (~50 us a call). The library is cached on disk under a hash of the exported
+shared library called from C++ (~25 us a call through the loader's boxed runner). The library is cached on disk under a hash of the exported
 graph and its constants (`$MN_GYM_CACHE`, default `~/.cache/mn_gym`), so only the first env of a kind pays the
 compile (tens of seconds); later ones load it in about a second. Off CPU, `torch.compile` is used instead.
 """
@@ -93,10 +93,10 @@ class FlatStep:
         return pytree.tree_unflatten(leaves, self.spec)
 
     def step(self, flat: Tensor, action: Tensor, noise: Tensor | None) -> tuple[Tensor, Tensor]:
-        args = (flat, action) if noise is None else (flat, action, noise)
+        args = [flat, action] if noise is None else [flat, action, noise]
         if self._runner is None:
-            self._runner = self._compile(args)
-        out = self._runner(*args)
+            self._runner = self._compile(tuple(args))
+        out = self._runner(args)
         return out[0], out[1]
 
     def _step(self, flat: Tensor, action: Tensor, noise: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -105,9 +105,11 @@ class FlatStep:
         return self.pack(state), pack_step(obs, reward, terminated, truncated, info)
 
     def _compile(self, args: tuple[Tensor, ...]) -> Any:
+        """A callable taking the list of input tensors and returning the list of outputs."""
         module = _Transition(self, noisy=len(args) == 3)
         if args[0].device.type != "cpu":
-            return torch.compile(module, dynamic=False)
+            compiled = torch.compile(module, dynamic=False)
+            return lambda inputs: compiled(*inputs)
         with torch.no_grad(), warnings.catch_warnings():
             # torch's own pytree deprecation notice, raised while export and AOTInductor copy the program
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*deprecated", category=FutureWarning)
@@ -119,7 +121,11 @@ class FlatStep:
                     built = torch._inductor.aoti_compile_and_package(program,
                                                                       package_path=str(Path(tmp) / path.name))
                     Path(built).replace(path)
-            return torch._inductor.aoti_load_package(str(path))
+            model = torch._inductor.aoti_load_package(str(path))
+        # the package's __call__ re-parses its input/output tree specs on every call (~50 us); our inputs and
+        # outputs are flat lists of tensors already, so call the loader's boxed runner directly when present
+        loader = getattr(model, "loader", None)
+        return loader.boxed_run if hasattr(loader, "boxed_run") else (lambda inputs: model(*inputs))
 
 
 def _fingerprint(program: torch.export.ExportedProgram) -> str:
