@@ -5,9 +5,10 @@ fuse into one kernel, but the call itself (guards, wrappers, a dozen tensors in 
 `FlatStep` packs the `EnvState` into one float tensor (integer clocks are exact in float), so the transition
 is a function of three tensors (flat state, action, noise draw) returning two (new flat state, the packed step
 outputs of `pack_step`), and compiles it with AOTInductor (`torch.export` + `aoti_compile_and_package`) into a
-shared library called from C++ (~25 us a call through the loader's boxed runner). The library is cached on disk under a hash of the exported
-graph and its constants (`$MN_GYM_CACHE`, default `~/.cache/mn_gym`), so only the first env of a kind pays the
-compile (tens of seconds); later ones load it in about a second. Off CPU, `torch.compile` is used instead.
+shared library called from C++ (~25 us a call through the loader's boxed runner). The library is cached on
+disk under a hash of the exported graph and its constants (`$MN_GYM_CACHE`, default `~/.cache/mn_gym`), so
+only the first env of a kind pays the compile (tens of seconds); later ones load it in about a second. Off
+CPU, `torch.compile` is used instead.
 """
 
 from __future__ import annotations
