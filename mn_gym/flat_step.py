@@ -78,6 +78,10 @@ class FlatStep:
         self.shapes = [leaf.shape for leaf in tensors.values()]
         self.dtypes = [leaf.dtype for leaf in tensors.values()]
         self.sizes = [leaf.numel() for leaf in tensors.values()]
+        with torch.no_grad():  # the names of the reward terms packed by `pack_step`, in their order
+            info = env._transition(example, torch.zeros(1, env.action_size, dtype=env.dtype, device=env.device),
+                                   None)[-1]
+        self.reward_terms = list(info["reward_terms"])
         self._runner: Any = None
 
     def pack(self, state: EnvState) -> Tensor:

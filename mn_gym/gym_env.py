@@ -212,14 +212,15 @@ class MnGymEnv(gymnasium.Env):
             if self._flat_step is not None:
                 self._flat, packed = self._flat_step.step(self._flat, a, env.draw_noise(1))
                 self._state = None  # unpacked on demand (`state`, render)
+                terms = self._flat_step.reward_terms
             else:
                 excitation = action_to_excitation(a[None])
                 self._state, obs, reward, terminated, truncated, info = env.step(self._state, excitation)
-                packed = pack_step(obs, reward, terminated, truncated, info)
+                packed, terms = pack_step(obs, reward, terminated, truncated, info), list(info["reward_terms"])
             packed = packed.cpu().numpy()
         n = env.obs_size
-        out_info: dict[str, Any] = {k: float(packed[n + 1 + j]) for j, k in enumerate(self._reward_terms)}
-        i = n + 1 + len(self._reward_terms)
+        out_info: dict[str, Any] = {k: float(packed[n + 1 + j]) for j, k in enumerate(terms)}
+        i = n + 1 + len(terms)
         out_info["distance"] = float(packed[i])
         out_info["is_success"] = bool(packed[i + 1])
         out_info["goal"] = packed[i + 4:i + 6].copy()
@@ -310,7 +311,6 @@ class MnGymEnv(gymnasium.Env):
         env = build_env(self._env_id, 1, self._kwargs, self.FACE_KWARGS, device=f["device"],
                         max_episode_steps=f["max_episode_steps"])
         env.effector.check_inputs = not f["compile"]  # step() checks the action itself
-        self._reward_terms = [f"reward_{k}" for k in env.task.term_names()]
         return env
 
     def __repr__(self) -> str:

@@ -98,10 +98,6 @@ class Task:
         """(B,) bool: where the hand should not move at step t (penalised by the velocity term)."""
         return t < ts.cue_step
 
-    def term_names(self) -> list[str]:
-        """The names `loss_terms` returns, in its order."""
-        return ["position", "effort", *(k for k in ("velocity", "jerk") if self.weights[k])]
-
     def loss_terms(self, ts: TaskState, t: Tensor, dt: float, cartesian: Tensor, goal: Tensor, action: Tensor,
                    last_action: Tensor) -> dict[str, Tensor]:
         """The named loss terms (B,) after step t-1 -> t, from the new endpoint state (B, 4) and the goal
