@@ -191,7 +191,7 @@ class _Trainer:
         self.env_steps = env_steps
         if self.bar is not None:
             self.bar.n = env_steps if self.time_budget is None else min(self.train_time, self.bar.total)
-            self.bar.refresh()
+            self.bar.update(0)  # redraws at most every `mininterval`: this runs at every vector step
 
     def progress(self) -> float:
         parts = []

@@ -178,26 +178,23 @@ def train(env_id: str, algo: str, out: str | Path, *, seed: int = 0, minutes: fl
     (work / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
     time_budget = None if minutes is None else 60.0 * minutes
     started = time.time()
+    env = catalogue.make(env_id, **env_kwargs)  # episode length and success radius
     if algo == "bptt":
-        env = catalogue.make(env_id)
         iterations = None if steps is None else steps // (full["batch_size"] * env.max_steps)
-        eval_every = full.pop("eval_every")
-        if iterations is not None and minutes is None:
-            eval_every = max(1, iterations // 20)
+        eval_every = full["eval_every"] if iterations is None or minutes is not None else max(1, iterations // 20)
         result = train_bptt(env_id, iterations=iterations, time_budget=time_budget, seed=seed, out_dir=work,
                             resume=resume, progress=progress, env_kwargs=env_kwargs, device=device,
-                            eval_every=eval_every, eval_batch=eval_batch, eval_seed=eval_seed, **full)
-        curve, policy, train_time = result.curve, result.policy, result.train_time_s
+                            eval_batch=eval_batch, eval_seed=eval_seed,
+                            **{**full, "eval_every": eval_every})
     else:
         from mn_gym.train.rl import train_sb3
 
         result = train_sb3(env_id, algo, steps=steps, time_budget=time_budget, seed=seed, out_dir=work,
                            resume=resume, progress=progress, env_kwargs=env_kwargs, device=device,
                            eval_batch=eval_batch, eval_seed=eval_seed, **settings)
-        curve, policy, train_time = result.curve, result.policy, result.train_time_s
+    curve, policy, train_time = result.curve, result.policy, result.train_time_s
     summary = _summary(run, curve, train_time, success_threshold, minutes, steps, command, started)
-    radius = catalogue.make(env_id, **env_kwargs).task.success_radius
-    plots.learning_curves({algo: [curve]}, work / CURVE_PNG, _title(summary), radius)
+    plots.learning_curves({algo: [curve]}, work / CURVE_PNG, _title(summary), env.task.success_radius)
     _plot_trajectories(env_id, env_kwargs, policy, work / TRAJ_PNG, eval_seed, _title(summary))
     (work / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     _publish(work, out)
