@@ -2,11 +2,13 @@ from pathlib import Path
 
 import pytest
 
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 
 
 @pytest.fixture(scope="session")
 def golden_dir() -> Path:
-    if not GOLDEN.is_dir():
-        pytest.skip(f"golden cases not found at {GOLDEN}")
+    """The vendored MotorNet 0.3.0 reference cases (`<case>.json` + `<case>.npz`, see its README.md)."""
+    if not any(GOLDEN.glob("*.json")):
+        pytest.fail(f"golden cases missing: expected MotorNet 0.3.0 reference files (*.json + *.npz) in {GOLDEN}; "
+                    "they are part of the repository (tests/data/golden)", pytrace=False)
     return GOLDEN
