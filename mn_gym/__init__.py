@@ -1,12 +1,14 @@
 """mn_gym: differentiable biomechanical effectors and motor tasks for BPTT and reinforcement learning.
 
-Faces over one torch core: `mn_gym.core` (effectors), `mn_gym.make` (functional, differentiable env by id).
+One torch core, faces side by side: `mn_gym.core` (effectors), `mn_gym.make` (the functional env by id),
+`mn_gym.rollout` (the differentiable face) and `mn_gym.faces` (Gymnasium, vector and SB3 faces).
 """
 
-from mn_gym.catalogue import list_ids, make
+from mn_gym.catalogue import list_ids, make, spec
 from mn_gym.core import EFFECTORS, Effector, EffectorBuilder, EffectorState, make_effector
 from mn_gym.core.prebuilt import register_effector
-from mn_gym.functional import Env, EnvState, Rollout, rollout
+from mn_gym.faces.rollout import Rollout, rollout
+from mn_gym.functional import Env, EnvSpec, EnvState
 from mn_gym.policies import GRUPolicy, MLPPolicy
 from mn_gym.registry import gym_ids, register, register_all
 from mn_gym.tasks import register_task
@@ -21,6 +23,7 @@ __all__ = [
     "EffectorBuilder",
     "EffectorState",
     "Env",
+    "EnvSpec",
     "EnvState",
     "GRUPolicy",
     "MLPPolicy",
@@ -34,4 +37,5 @@ __all__ = [
     "register_effector",
     "register_task",
     "rollout",
+    "spec",
 ]

@@ -1,29 +1,28 @@
-"""The env catalogue: which effector, task and defaults each env id means, and `make` for the torch face.
+"""The env catalogue: which effector, task and defaults each env id means, resolved into frozen `EnvSpec`s.
 
 Entries come from `envs/catalogue.toml` (installed as `mn_gym.catalogue_data`); `register` adds more from
-Python. `make(id, batch_size=..., device=..., dtype=..., **overrides)` builds the functional `Env`.
+Python. `spec(id, **overrides)` resolves an id and a variant's settings into an `EnvSpec` once;
+`make(id, batch_size=..., device=..., dtype=..., **overrides)` builds the functional `Env` from it.
 """
 
 from __future__ import annotations
 
 import inspect
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import torch
 
-from mn_gym.core.prebuilt import EFFECTORS, make_effector
-from mn_gym.functional import Env, SensorySettings
+from mn_gym.core.prebuilt import EFFECTORS
+from mn_gym.functional import DEFAULT_EPISODE_DURATION, ENV_SETTINGS, Env, EnvSpec, SensorySettings
 from mn_gym.tasks import task_class
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-ENV_SETTINGS = ("episode_duration", "deterministic", *(f.name for f in fields(SensorySettings)))
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class EnvEntry:
         """Every keyword `make` accepts for this id."""
         eff = set(inspect.signature(EFFECTORS[self.effector]).parameters) - {"dtype", "device"}
         task = set(task_class(self.task).defaults) | {"success_radius", "weights"}
-        return sorted(eff | task | set(ENV_SETTINGS) | {"seed"})
+        return sorted(eff | task | set(ENV_SETTINGS))
 
 
 REGISTRY: dict[str, EnvEntry] = {}
@@ -92,11 +91,23 @@ def _split(e: EnvEntry, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[st
             eff[key] = value
         elif key in task_names:
             task[key] = value
-        elif key in ENV_SETTINGS or key == "seed":
+        elif key in ENV_SETTINGS:
             env[key] = value
         else:
             raise TypeError(f"{e.env_id}: unknown argument {key!r}; valid: {e.valid_kwargs()}")
     return eff, task, env
+
+
+def spec(env_id: str, *, max_episode_steps: int | None = None, **kwargs: Any) -> EnvSpec:
+    """The frozen `EnvSpec` of `env_id` with `kwargs` overriding the catalogue defaults (unknown names raise)
+    and a face's `max_episode_steps` cut."""
+    e = entry(env_id)
+    eff_kw, task_kw, env_kw = _split(e, {**e.defaults, **kwargs})
+    sensing = SensorySettings(**{k: v for k, v in env_kw.items() if k in SensorySettings.__dataclass_fields__})
+    return EnvSpec(env_id, e.effector, e.task, eff_kw, task_kw, sensing,
+                   episode_duration=env_kw.get("episode_duration", DEFAULT_EPISODE_DURATION),
+                   deterministic=env_kw.get("deterministic", False), seed=env_kw.get("seed"),
+                   max_episode_steps=max_episode_steps)
 
 
 def make(env_id: str, *, batch_size: int = 1, device: torch.device | str | None = None,
@@ -104,16 +115,10 @@ def make(env_id: str, *, batch_size: int = 1, device: torch.device | str | None 
     """The functional env for `env_id` with `batch_size` episodes side by side on `device` in `dtype`.
 
     Keyword arguments override the catalogue defaults (e.g. `muscle="thelen"`, `integrator="rk4"`,
-    `proprioception_delay=0.03`, `k=20.0` for the curl field); `list_ids()` gives the ids.
+    `proprioception_delay=0.03`, `k=20.0` for the curl field); `list_ids()` gives the ids. Equivalent to
+    `spec(env_id, **kwargs).make(batch_size, device=device, dtype=dtype)`.
     """
-    e = entry(env_id)
-    eff_kw, task_kw, env_kw = _split(e, {**e.defaults, **kwargs})
-    effector = make_effector(e.effector, dtype=dtype, device=device, **eff_kw)
-    task = task_class(e.task)(**task_kw)
-    sensing = SensorySettings(**{k: v for k, v in env_kw.items() if k in SensorySettings.__dataclass_fields__})
-    return Env(effector, task, batch_size=batch_size, episode_duration=env_kw.get("episode_duration", 1.0),
-               sensing=sensing, deterministic=env_kw.get("deterministic", False), env_id=env_id,
-               seed=env_kw.get("seed"))
+    return spec(env_id, **kwargs).make(batch_size, device=device, dtype=dtype)
 
 
 _load_builtin()

@@ -1,48 +1,59 @@
-"""The differentiable face: an effector and a task as pure reset / step functions over an immutable state.
+"""The functional env: an effector and a task as pure reset / transition / observe over an immutable state.
 
-    env = mn_gym.make("ArmReach-v0", batch_size=64)
+    env = mn_gym.make("ArmReach-v0", batch_size=64)           # an `Env` built from a frozen `EnvSpec`
     state, obs = env.reset(seed=0)
     state, obs, reward, terminated, truncated, info = env.step(state, action)   # action (B, M) in [0, 1]
+    out = env.transition(state, action, env.draw_noise(64))                    # the same, unchecked, pure
 
-Every tensor is batch-first. Gradients flow from observations and rewards back to actions, to the policy
-that produced them and to every effector parameter tensor. Each batch element has its own clock `t`;
-`truncated` turns True, element by element, when its episode reaches `max_steps`. There is no autoreset
-here: `reset_where` restarts chosen elements (the vector faces use it).
+In the spirit of Gymnasium's `FuncEnv` and gymnax: parameters (the effector's tensors, the task's settings,
+the sensing settings) live in the `Env`, which is never changed after construction (`replace` returns a
+copy); the episode lives in an `EnvState` of (B, ...) tensors passed in and returned. `transition(state,
+action, noise)` is a pure function of its arguments; the only stateful piece is the env's seeded torch
+generator, which `reset`, `reset_where` and `draw_noise` read. Every tensor is batch-first; gradients flow
+from observations and rewards back to actions, to the policy that produced them and to every effector
+parameter tensor. Each batch element has its own clock `t`; `truncated` turns True, element by element, when
+its episode reaches `max_steps`. There is no autoreset here (`reset_where` restarts chosen elements).
 
-Observation layout (concatenated): task terms (target x, y; plus a go cue for tasks with one), delayed vision
-(endpoint x, y), delayed proprioception (fibre lengths / optimal length, then fibre velocities / max velocity),
-then the last `action_frame_stacking` actions, oldest first. Noise (`*_noise`, standard deviations) is
-additive Gaussian from the env's seeded torch generator; `deterministic=True` removes every source.
+Observation: the terms of `observation_terms` concatenated in order, by name: the task's own (target x, y;
+a go cue for tasks with one; whatever a new task declares), then `hand` (endpoint x, y, delayed by
+`vision_delay`), `fibre_length` (/ optimal length) and `fibre_velocity` (/ max velocity), delayed by
+`proprioception_delay`, then `past_actions` (the last `action_frame_stacking` actions, oldest first). Noise
+(`*_noise`, standard deviations) is additive Gaussian; `deterministic=True` removes every source.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 import math
-import weakref
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from mn_gym.core.effector import Effector, EffectorState
+from mn_gym.core.prebuilt import EFFECTORS, make_effector
 from mn_gym.sensing import delay_line, delay_steps, push
-from mn_gym.tasks.base import Task, TaskState
+from mn_gym.tasks import Task, task_class
+from mn_gym.tasks.base import StepOutcome
 
 RESET_OPTIONS = ("joint_state", "task_state", "target_index")
+DEFAULT_EPISODE_DURATION = 1.0  # s
 
 
 class EnvState(NamedTuple):
     """Everything that changes during an episode, (B, ...) each.
 
-    effector: the effector's state. task: the episode's task variables. t: (B,) long, steps since reset.
-    proprioception: (B, lag + 1, 2M) and vision: (B, lag + 1, 2) delay lines, oldest first.
-    actions: (B, n_stack, M) the last actions, oldest first. last_action: (B, M) the previous action.
+    effector: the effector's state. task: the episode's task state (the task's own `State` type). t: (B,)
+    long, steps since reset. proprioception: (B, lag + 1, 2M) and vision: (B, lag + 1, 2) delay lines, oldest
+    first. actions: (B, n_stack, M) the last actions, oldest first. last_action: (B, M) the previous action.
     """
 
     effector: EffectorState
-    task: TaskState
+    task: Any
     t: Tensor
     proprioception: Tensor
     vision: Tensor
@@ -63,8 +74,70 @@ class SensorySettings:
     action_frame_stacking: int = 0
 
 
+ENV_SETTINGS = ("episode_duration", "deterministic", "seed", *(f.name for f in fields(SensorySettings)))
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(copy.deepcopy(dict(mapping)))
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Everything an env is made from, resolved once (catalogue defaults, the variant's settings, face options).
+
+    effector / task: registered names (`mn_gym.EFFECTORS`, `mn_gym.tasks.TASKS`) with their keyword arguments;
+    sensing: delays and noise; episode_duration (s); deterministic: no noise at all; seed: of the env's torch
+    generator (None: nondeterministic); max_episode_steps: a face's cut, episodes end at
+    min(max_episode_steps, round(episode_duration / dt)) steps. `make(batch_size, device, dtype)` builds the env.
+    """
+
+    env_id: str | None
+    effector: str
+    task: str
+    effector_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    task_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    sensing: SensorySettings = field(default_factory=SensorySettings)
+    episode_duration: float = DEFAULT_EPISODE_DURATION
+    deterministic: bool = False
+    seed: int | None = None
+    max_episode_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "effector_kwargs", _frozen(self.effector_kwargs))
+        object.__setattr__(self, "task_kwargs", _frozen(self.task_kwargs))
+        m = self.max_episode_steps
+        if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m < 1):
+            raise ValueError(f"max_episode_steps must be a positive int or None, got {m!r}")
+
+    @property
+    def dt(self) -> float:
+        """The effector's time step (s): the variant's `dt`, else its factory's default."""
+        if "dt" in self.effector_kwargs:
+            return self.effector_kwargs["dt"]
+        return inspect.signature(EFFECTORS[self.effector]).parameters["dt"].default
+
+    @property
+    def max_steps(self) -> int:
+        """Steps per episode: min(max_episode_steps, round(episode_duration / dt))."""
+        natural = delay_steps(self.episode_duration, self.dt, "episode_duration")
+        return natural if self.max_episode_steps is None else min(natural, self.max_episode_steps)
+
+    def replace(self, **changes: Any) -> EnvSpec:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    def make(self, batch_size: int = 1, *, device: torch.device | str | None = None,
+             dtype: torch.dtype = torch.float32) -> Env:
+        """The env of this spec with `batch_size` episodes side by side on `device` in `dtype`."""
+        effector = make_effector(self.effector, dtype=dtype, device=device, **self.effector_kwargs)
+        task = task_class(self.task)(**copy.deepcopy(dict(self.task_kwargs)))
+        return Env(effector, task, batch_size=batch_size, episode_duration=self.episode_duration,
+                   sensing=self.sensing, deterministic=self.deterministic, env_id=self.env_id, seed=self.seed,
+                   max_episode_steps=self.max_episode_steps, spec=self)
+
+
 class Env:
-    """A batch of `batch_size` episodes of `task` performed by `effector`.
+    """A batch of `batch_size` episodes of `task` performed by `effector`; immutable after construction.
 
     Args:
         effector: the effector (its dtype and device are the env's).
@@ -74,20 +147,32 @@ class Env:
         sensing: delays and noise (`SensorySettings`).
         deterministic: drop every noise source.
         env_id: the catalogue id this env was made from, if any.
+        seed: seed of the env's torch generator (None: nondeterministic).
+        max_episode_steps: cut episodes at min(this, round(episode_duration / dt)) steps.
+        spec: the `EnvSpec` the env was made from, if any (`mn_gym.make` sets it).
     """
 
-    def __init__(self, effector: Effector, task: Task, *, batch_size: int = 1, episode_duration: float = 1.0,
-                 sensing: SensorySettings | None = None, deterministic: bool = False,
-                 env_id: str | None = None, seed: int | None = None) -> None:
+    def __init__(self, effector: Effector, task: Task, *, batch_size: int = 1,
+                 episode_duration: float = DEFAULT_EPISODE_DURATION, sensing: SensorySettings | None = None,
+                 deterministic: bool = False, env_id: str | None = None, seed: int | None = None,
+                 max_episode_steps: int | None = None, spec: EnvSpec | None = None) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        self.effector, self.task, self.batch_size = effector, task, batch_size
-        self.sensing = sensing or SensorySettings()
-        s = self.sensing
+        s = sensing or SensorySettings()
+        self._args = {"effector": effector, "task": task, "batch_size": batch_size,
+                      "episode_duration": episode_duration, "sensing": s, "deterministic": deterministic,
+                      "env_id": env_id, "seed": seed, "max_episode_steps": max_episode_steps, "spec": spec}
+        self.effector, self.task, self.batch_size, self.sensing = effector, task, batch_size, s
         self.dt = effector.dt
-        self.max_steps = delay_steps(episode_duration, self.dt, "episode_duration")
-        if self.max_steps < 1:
+        max_steps = delay_steps(episode_duration, self.dt, "episode_duration")
+        if max_steps < 1:
             raise ValueError(f"episode_duration must be at least one step ({self.dt} s), got {episode_duration}")
+        if max_episode_steps is not None:
+            if (not isinstance(max_episode_steps, int) or isinstance(max_episode_steps, bool)
+                    or max_episode_steps < 1):
+                raise ValueError(f"max_episode_steps must be a positive int or None, got {max_episode_steps!r}")
+            max_steps = min(max_steps, max_episode_steps)
+        self.max_steps = max_steps
         self.proprioception_lag = delay_steps(s.proprioception_delay, self.dt, "proprioception_delay")
         self.vision_lag = delay_steps(s.vision_delay, self.dt, "vision_delay")
         for name in ("action_noise", "proprioception_noise", "vision_noise", "observation_noise"):
@@ -101,23 +186,42 @@ class Env:
             raise TypeError(f"deterministic must be a bool, got {deterministic!r}")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
-        self.deterministic = deterministic
-        self.env_id = env_id
+        self.deterministic, self.env_id, self.spec = deterministic, env_id, spec
         self.generator = torch.Generator(device=effector.device)
         if seed is None:
             self.generator.seed()  # nondeterministic, without touching torch's global generator
         else:
             self.generator.manual_seed(seed)
         m = effector.n_muscles
-        self.obs_size = task.obs_size + 2 + 2 * m + s.action_frame_stacking * m
         self.action_size = m
+        self.observation_terms: tuple[tuple[str, int], ...] = (
+            *task.observation_terms, ("hand", 2), ("fibre_length", m), ("fibre_velocity", m),
+            *((("past_actions", stack * m),) if stack else ()))
+        self.obs_size = sum(size for _, size in self.observation_terms)
         self._length_scale, self._velocity_scale = effector.muscle.proprioception_scale()
         self._noise_std = self._noise_scale()
+        self._frozen = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, "_frozen", False) and name != "generator":
+            raise AttributeError(f"Env is immutable: {name!r} cannot be set; use env.replace({name}=...)")
+        object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         return (f"Env(id={self.env_id!r}, effector={self.effector.name!r}, task={self.task.name!r}, "
                 f"batch_size={self.batch_size}, max_steps={self.max_steps}, dt={self.dt}, obs_size={self.obs_size}, "
                 f"action_size={self.action_size}, device={self.device}, dtype={self.dtype})")
+
+    def replace(self, **changes: Any) -> Env:
+        """A copy with some constructor arguments changed (effector, task, batch_size, sensing, ...). The copy
+        gets its own generator, continuing from this env's current generator state unless `seed` is given."""
+        unknown = set(changes) - set(self._args)
+        if unknown:
+            raise TypeError(f"unknown Env argument(s) {sorted(unknown)}; valid: {sorted(self._args)}")
+        new = Env(**{**self._args, **changes})
+        if "seed" not in changes and new.device == self.device:
+            new.generator.set_state(self.generator.get_state())
+        return new
 
     @property
     def device(self) -> torch.device:
@@ -127,6 +231,14 @@ class Env:
     def dtype(self) -> torch.dtype:
         return self.effector.dtype
 
+    def observation_slices(self) -> dict[str, slice]:
+        """Where each observation term lies in the observation vector: {name: slice}, in order."""
+        out, start = {}, 0
+        for name, size in self.observation_terms:
+            out[name] = slice(start, start + size)
+            start += size
+        return out
+
     def _noise_scale(self) -> Tensor | None:
         """Standard deviation of each column of a step's noise draw [action (M) | observation (O)], or None
         without noise. Sensory and observation noise on one column add up to a single Gaussian of variance
@@ -135,10 +247,11 @@ class Env:
         if self.deterministic or not any((s.action_noise, s.proprioception_noise, s.vision_noise,
                                           s.observation_noise)):
             return None
-        o2 = s.observation_noise ** 2
-        m, n_task, n_stack = self.action_size, self.task.obs_size, s.action_frame_stacking * self.action_size
-        cols = ([s.action_noise] * m + [s.observation_noise] * n_task + [math.sqrt(s.vision_noise ** 2 + o2)] * 2
-                + [math.sqrt(s.proprioception_noise ** 2 + o2)] * (2 * m) + [s.observation_noise] * n_stack)
+        sensor = {"hand": s.vision_noise, "fibre_length": s.proprioception_noise,
+                  "fibre_velocity": s.proprioception_noise}
+        cols = [s.action_noise] * self.action_size
+        for name, size in self.observation_terms:
+            cols += [math.sqrt(sensor.get(name, 0.0) ** 2 + s.observation_noise ** 2)] * size
         return torch.tensor(cols, dtype=self.dtype, device=self.device)
 
     def draw_noise(self, batch: int) -> Tensor | None:
@@ -165,7 +278,9 @@ class Env:
         return self._observe(state, None if noise is None else noise[:, self.action_size:])
 
     def _observe(self, state: EnvState, noise: Tensor | None) -> Tensor:
-        parts = [self.task.observation(state.task, state.t, self.dt), state.vision[:, 0], state.proprioception[:, 0]]
+        shown = self.task.observe(state.task, state.t, self.dt)
+        parts = [shown[name] for name, _ in self.task.observation_terms]
+        parts += [state.vision[:, 0], state.proprioception[:, 0]]
         if self.sensing.action_frame_stacking:
             parts.append(state.actions.flatten(1))
         obs = torch.cat(parts, dim=-1)
@@ -176,7 +291,7 @@ class Env:
         unknown = set(options) - set(RESET_OPTIONS)
         if unknown:
             raise ValueError(f"unknown reset option(s) {sorted(unknown)}; valid: {list(RESET_OPTIONS)}")
-        b = self.batch_size
+        b, task = self.batch_size, self.task
         joint_state = options.get("joint_state")
         q0 = None
         if joint_state is not None:
@@ -185,17 +300,17 @@ class Env:
                 raise ValueError(f"joint_state must have shape ({b}, {self.effector.dof}) or ({b}, "
                                  f"{2 * self.effector.dof}), got {tuple(joint_state.shape)}")
             q0 = joint_state[:, :self.effector.dof]
-        sampled, ts = self.task.sample(self.effector, b, self.generator, q0)
+        sampled, ts = task.sample(self.effector, b, self.generator, q0)
         joint_state = sampled if joint_state is None else joint_state
         if "target_index" in options:
-            if not hasattr(self.task, "state_for"):
-                raise ValueError(f"task {self.task.name!r} has no indexed targets (target_index)")
+            if not hasattr(task, "state_for"):
+                raise ValueError(f"task {task.name!r} has no indexed targets (target_index)")
             index = torch.as_tensor(options["target_index"], device=self.device).long().reshape(-1).expand(b)
-            ts = self.task.state_for(self.effector, ts.origin, index, self.generator)
+            ts = task.state_for(self.effector, ts.origin, index, self.generator)
         if options.get("task_state") is not None:
             ts = options["task_state"]
-            if not isinstance(ts, TaskState) or ts.target.shape != (b, 2):
-                raise ValueError(f"task_state must be a TaskState of batch {b}")
+            if not isinstance(ts, task.State) or any(x.shape[0] != b for x in ts):
+                raise ValueError(f"task_state must be a {task.State.__name__} (task {task.name!r}) of batch {b}")
         eff = self.effector.initial_state(joint_state)
         if eff.batch_size != b:
             raise ValueError(f"joint_state has batch {eff.batch_size}, but the env's batch_size is {b}")
@@ -215,7 +330,7 @@ class Env:
         """New episodes for the whole batch: (state, observation).
 
         `seed` (int) reseeds the env's generator; a `torch.Generator` replaces it. `options`: `joint_state`
-        ((B, dof) or (B, 2 dof)), `task_state` (a TaskState), `target_index` (centre-out targets).
+        ((B, dof) or (B, 2 dof)), `task_state` (the task's `State`), `target_index` (centre-out targets).
         """
         if isinstance(seed, torch.Generator):
             self.generator = seed
@@ -229,38 +344,26 @@ class Env:
         return state, self.observe(state)
 
     def where(self, state: EnvState) -> dict[str, Tensor]:
-        """Hand-goal "distance" (B,), "goal" (B, 2) and "hand" endpoint state (B, 4) of `state` (as after reset)."""
+        """Hand-goal "distance" (B,), "goal" (B, 2), "target" (B, 2) and "hand" endpoint state (B, 4) of
+        `state` (as after reset)."""
         hand = self.effector.cartesian(state.effector)
         goal = self.task.goal(state.task, state.t, self.dt)
-        return {"distance": torch.linalg.vector_norm(hand[:, :2] - goal, dim=-1), "goal": goal, "hand": hand}
-
-    def compile(self, **compile_kwargs: Any) -> Env:
-        """This env with its step transition (effector, sensing, task terms) under `torch.compile`.
-
-        Input checks stay in eager mode. Compiles on the first step (seconds to tens of seconds; again for a
-        new batch size or dtype). Noise draws interrupt the compiled graph, so it pays most with
-        `deterministic=True`. Returns self.
-        """
-        compile_kwargs.setdefault("dynamic", False)
-        self._transition = torch.compile(self._transition, **compile_kwargs)  # type: ignore[method-assign]
-        return self
+        return {"distance": torch.linalg.vector_norm(hand[:, :2] - goal, dim=-1), "goal": goal, "hand": hand,
+                "target": self.task.target(state.task)}
 
     def reset_where(self, state: EnvState, mask: Tensor) -> EnvState:
         """`state` with the elements where `mask` (B,) is True restarted as new episodes (fresh draws)."""
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (self.batch_size,):
             raise ValueError(f"mask must be a bool tensor of shape ({self.batch_size},), got "
                              f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
-        fresh = self._fresh({})
-        return _select(mask, fresh, state)
+        return select(mask, self._fresh({}), state)
 
     def step(self, state: EnvState, action: Tensor
              ) -> tuple[EnvState, Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
-        """Advance every element by one step under `action` (B, M) (excitations; clipped to [min act., 1]).
+        """Check the inputs, then `transition(state, action, draw_noise(B))`.
 
-        Returns (state, observation (B, obs_size), reward (B,), terminated (B,) bool, truncated (B,) bool,
-        info) with info = {"terms": named loss terms (B,), "reward_terms": {"reward_<term>": -weight x term}
-        (they add up to the reward), "distance": hand-goal distance (B,) m, "is_success": (B,) bool,
-        "goal": (B, 2), "hand": endpoint state (B, 4), "endpoint_load": (B, 2) or None}.
+        `action` (B, M): excitations, clipped to [min activation, 1]. Returns (state, observation (B, obs_size),
+        reward (B,), terminated (B,) bool, truncated (B,) bool, info); see `transition`.
         """
         if not isinstance(state, EnvState):
             raise TypeError(f"state must be an EnvState (from reset), got {type(state).__name__}")
@@ -270,16 +373,23 @@ class Env:
         if tuple(action.shape) != (b, m):
             raise ValueError(f"action must have shape ({b}, {m}), got {tuple(action.shape)}")
         if self.effector.check_inputs:
-            self.effector._check_tensor("action", action, (b, m))
-        return self._transition(state, action, self.draw_noise(b))
+            self.effector.check_tensor("action", action, (b, m))
+        return self.transition(state, action, self.draw_noise(b))
 
-    def _transition(self, state: EnvState, action: Tensor, noise: Tensor | None
-                    ) -> tuple[EnvState, Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
-        """`step` after input checks, given the step's noise draw: pure tensor code (what `compile` compiles)."""
+    def transition(self, state: EnvState, action: Tensor, noise: Tensor | None
+                   ) -> tuple[EnvState, Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
+        """One step of every element: a pure function of `state`, `action` (B, M) and the step's noise draw
+        (`draw_noise(B)`, or None for none). No input checks (`step` checks); what `mn_gym.compilation` compiles.
+
+        Returns (state, observation (B, obs_size), reward (B,), terminated (B,) bool, truncated (B,) bool,
+        info) with info = {"terms": the task's named loss terms (B,), "reward_terms": {"reward_<term>":
+        -weight x term} (they add up to the reward), "distance": hand-goal distance (B,) m, "is_success": (B,)
+        bool, "goal": (B, 2), "hand": endpoint state (B, 4), "endpoint_load": (B, 2) or None}.
+        """
         eff, ts, t, task, m = state.effector, state.task, state.t, self.task, self.action_size
-        load = task.endpoint_load(ts, t, self.dt, self.effector.cartesian(eff)) if task.has_endpoint_load else None
+        load = task.endpoint_load(ts, t, self.dt, self.effector.cartesian(eff)) if task.applies_endpoint_load else None
         excitation = action if noise is None else action + noise[:, :m]
-        eff = self.effector._advance(eff, excitation, load, None)
+        eff = self.effector.advance(eff, excitation, load, None)
         t = t + 1
         cart = self.effector.cartesian(eff)
         new = EnvState(
@@ -292,7 +402,11 @@ class Env:
             last_action=action,
         )
         goal = task.goal(ts, t, self.dt)
-        terms = task.loss_terms(ts, t, self.dt, cart, goal, action, state.last_action)
+        terms = task.loss_terms(ts, StepOutcome(t, self.dt, cart, goal, action, state.last_action, eff))
+        undeclared = set(terms) - set(task.weights)
+        if undeclared:
+            raise KeyError(f"task {task.name!r} returned loss term(s) {sorted(undeclared)} that it does not "
+                           f"declare in weight_defaults ({list(task.weights)})")
         reward_terms = {f"reward_{k}": v * -task.weights[k] for k, v in terms.items()}
         reward = sum(reward_terms.values(), torch.zeros_like(terms["position"]))
         distance = terms["position"]
@@ -303,109 +417,11 @@ class Env:
         return new, self._observe(new, None if noise is None else noise[:, m:]), reward, terminated, truncated, info
 
 
-def _select(mask: Tensor, a: Any, b: Any) -> Any:
+def select(mask: Tensor, a: Any, b: Any) -> Any:
     """Element-wise choice between two (nested NamedTuple) states: a where mask (B,), else b."""
     if a is None:
         return None
     if isinstance(a, tuple):
-        return type(a)(*(_select(mask, x, y) for x, y in zip(a, b, strict=True)))
+        return type(a)(*(select(mask, x, y) for x, y in zip(a, b, strict=True)))
     m = mask.reshape(-1, *([1] * (a.dim() - 1)))
     return torch.where(m, a, b)
-
-
-class Rollout(NamedTuple):
-    """One episode of a batch, time-major: observations (T + 1, B, O), actions (T, B, M), rewards (T, B),
-    terms {name: (T, B)}, hand (T + 1, B, 4) endpoint states, goals (T + 1, B, 2), joint (T + 1, B, 2 dof),
-    activation (T + 1, B, M), hidden (T, B, H) policy states (empty when the policy has none),
-    success (B,) at the last step, and the final env state."""
-
-    observations: Tensor
-    actions: Tensor
-    rewards: Tensor
-    terms: dict[str, Tensor]
-    hand: Tensor
-    goals: Tensor
-    joint: Tensor
-    activation: Tensor
-    hidden: Tensor
-    success: Tensor
-    final_state: EnvState
-
-
-Policy = Callable[[Tensor, Any], tuple[Tensor, Any]]
-
-
-_FUSED_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # policy -> {id(env): compiled step}
-
-
-def _policy_env_step(env: Env, policy: Policy, compiled: bool) -> Callable[..., tuple]:
-    """(obs, hidden, state) -> (action, hidden, state, obs, reward, info): policy then env, checked; or
-    both fused into one torch.compile'd step (cached per policy and env; no per-step input checks)."""
-    if not compiled:
-        def step(obs: Tensor, hidden: Any, state: EnvState) -> tuple:
-            action, hidden = policy(obs, hidden)
-            state, obs, reward, _, _, info = env.step(state, action)
-            return action, hidden, state, obs, reward, info
-        return step
-    cache = _FUSED_STEPS.setdefault(policy, {})
-    if id(env) not in cache:
-        def fused(obs: Tensor, hidden: Any, state: EnvState, noise: Tensor | None) -> tuple:
-            action, hidden = policy(obs, hidden)
-            state, obs, reward, _, _, info = env._transition(state, action, noise)
-            return action, hidden, state, obs, reward, info
-        compiled_step = torch.compile(fused, dynamic=False)
-        cache[id(env)] = lambda obs, hidden, state: compiled_step(obs, hidden, state, env.draw_noise(env.batch_size))
-    return cache[id(env)]
-
-
-def rollout(env: Env, policy: Policy, *, seed: int | torch.Generator | None = None,
-            options: dict[str, Any] | None = None, n_steps: int | None = None, hidden: Any = None,
-            state: EnvState | None = None, obs: Tensor | None = None, compile: bool = False) -> Rollout:
-    """Run `policy(obs, hidden) -> (action, hidden)` for `n_steps` (default: the episode length).
-
-    Starts from `state`/`obs` when given (to continue a truncated BPTT window), else from `env.reset(seed,
-    options)`. `hidden` is the policy's initial state (its `initial_hidden(B)` when it has one and None is
-    given). Nothing is detached: gradients flow through the whole rollout.
-
-    `compile=True` fuses the policy and the env transition into one `torch.compile`d step (compiled on the
-    first call, tens of seconds, then reused for this policy and env): several times faster forward and
-    backward at small batch, without per-step input checks. Needs a policy that torch.compile can trace.
-    """
-    if state is None:
-        state, obs = env.reset(seed, options)
-    elif obs is None:
-        obs = env.observe(state)
-    if hidden is None and hasattr(policy, "initial_hidden"):
-        hidden = policy.initial_hidden(env.batch_size)
-    steps = env.max_steps if n_steps is None else n_steps
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"n_steps must be a positive int, got {steps!r}")
-    observations, actions, rewards, hand, goals, joint, activation, hiddens = [obs], [], [], [], [], [], [], []
-    terms: dict[str, list[Tensor]] = {}
-    hand.append(env.effector.cartesian(state.effector))
-    goals.append(env.task.goal(state.task, state.t, env.dt))
-    joint.append(state.effector.joint)
-    activation.append(state.effector.activation)
-    info: dict[str, Any] = {}
-    step = _policy_env_step(env, policy, compile)
-    for _ in range(steps):
-        action, hidden, state, obs, reward, info = step(obs, hidden, state)
-        if isinstance(hidden, Tensor):
-            hiddens.append(hidden)
-        observations.append(obs)
-        actions.append(action)
-        rewards.append(reward)
-        for k, v in info["terms"].items():
-            terms.setdefault(k, []).append(v)
-        hand.append(info["hand"])
-        goals.append(info["goal"])
-        joint.append(state.effector.joint)
-        activation.append(state.effector.activation)
-    empty = torch.zeros(steps, env.batch_size, 0, dtype=env.dtype, device=env.device)
-    return Rollout(
-        observations=torch.stack(observations), actions=torch.stack(actions), rewards=torch.stack(rewards),
-        terms={k: torch.stack(v) for k, v in terms.items()}, hand=torch.stack(hand), goals=torch.stack(goals),
-        joint=torch.stack(joint), activation=torch.stack(activation),
-        hidden=torch.stack([h.reshape(env.batch_size, -1) for h in hiddens]) if hiddens else empty,
-        success=info["is_success"], final_state=state,
-    )

@@ -1,4 +1,4 @@
-"""Gymnasium registration of the catalogue ids, and the shared builder of the Gymnasium / SB3 faces.
+"""Gymnasium registration of the catalogue ids.
 
 Importing `mn_gym` registers every catalogue id (`mn_gym.list_ids()`) with Gymnasium, with an `entry_point`
 (`MnGymEnv`, one episode) and a `vector_entry_point` (`MnGymVectorEnv`, one batched functional env):
@@ -7,7 +7,7 @@ Importing `mn_gym` registers every catalogue id (`mn_gym.list_ids()`) with Gymna
     env = gym.make("mn_gym:ArmReach-v0", muscle="thelen", render_mode="rgb_array")     # imports mn_gym itself
     envs = gym.make_vec("ArmReach-v0", num_envs=1024, integrator="rk4")                # vector_entry_point
 
-`max_episode_steps` is registered as the default episode's length, round(episode_duration / dt), so the
+`max_episode_steps` is registered as the default episode's length (its `EnvSpec.max_steps`), so the
 `TimeLimit` that `gym.make` adds and the env's own truncation agree. A variant that lengthens the episode
 (smaller `dt`, longer `episode_duration`) is still cut at the registered step count, in every face, unless
 `max_episode_steps=` is passed too: `mn_gym.registry.make` / `make_vec` pass the variant's own length.
@@ -16,33 +16,23 @@ Episodes end at min(max_episode_steps, round(episode_duration / dt)) steps.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import gymnasium
-import torch
 
 from mn_gym import catalogue
 from mn_gym.catalogue import EnvEntry, entry, list_ids
-from mn_gym.catalogue import make as catalogue_make
-from mn_gym.core.prebuilt import EFFECTORS
-from mn_gym.functional import Env
-from mn_gym.sensing import delay_steps
 
-ENTRY_POINT = "mn_gym.gym_env:MnGymEnv"
-VECTOR_ENTRY_POINT = "mn_gym.vector_env:MnGymVectorEnv"
+ENTRY_POINT = "mn_gym.faces.gym:MnGymEnv"
+VECTOR_ENTRY_POINT = "mn_gym.faces.vector:MnGymVectorEnv"
 
-__all__ = ["ENTRY_POINT", "VECTOR_ENTRY_POINT", "build_env", "gym_ids", "make", "make_vec", "natural_max_steps",
-           "register", "register_all", "register_gym"]
+__all__ = ["ENTRY_POINT", "VECTOR_ENTRY_POINT", "gym_ids", "make", "make_vec", "natural_max_steps", "register",
+           "register_all", "register_gym"]
 
 
 def natural_max_steps(env_id: str, **kwargs: Any) -> int:
     """Steps per episode of `env_id` with variant `kwargs`: round(episode_duration / dt)."""
-    e = entry(env_id)
-    settings = {**e.defaults, **kwargs}
-    dt = settings.get("dt", inspect.signature(EFFECTORS[e.effector]).parameters["dt"].default)
-    duration = settings.get("episode_duration", 1.0)
-    return delay_steps(duration, dt, "episode_duration")
+    return catalogue.spec(env_id, **kwargs).max_steps
 
 
 def register_gym(env_id: str, *, overwrite: bool = False) -> None:
@@ -92,29 +82,3 @@ def make_vec(env_id: str, num_envs: int = 1, **kwargs: Any) -> gymnasium.vector.
 
 def _task_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in ("dt", "episode_duration")}
-
-
-# ------------------------------------------------------------------------------------- shared face builder
-def build_env(env_id: str, batch_size: int, kwargs: dict[str, Any], face_kwargs: tuple[str, ...], *,
-              device: torch.device | str | None = None, compile: bool = False,
-              max_episode_steps: int | None = None) -> Env:
-    """The functional env behind a face: catalogue `kwargs` checked (the error lists every valid name, the
-    face's own included), episode length min(max_episode_steps, round(episode_duration / dt)), float32."""
-    e = entry(env_id)
-    valid = e.valid_kwargs()
-    unknown = sorted(set(kwargs) - set(valid))
-    if unknown:
-        raise TypeError(f"{env_id}: unknown argument(s) {unknown}; valid: {valid}; "
-                        f"face arguments: {sorted(face_kwargs)}")
-    if not isinstance(compile, bool):
-        raise TypeError(f"compile must be a bool, got {compile!r}")
-    env = catalogue_make(env_id, batch_size=batch_size, device=device, dtype=torch.float32, **kwargs)
-    if max_episode_steps is not None:
-        if not isinstance(max_episode_steps, int) or isinstance(max_episode_steps, bool) or max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be a positive int or None, got {max_episode_steps!r}")
-        env.max_steps = min(env.max_steps, max_episode_steps)
-    if compile:
-        env.effector.check_inputs = False  # the faces check actions themselves
-        env.compile()
-    return env
-

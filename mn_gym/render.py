@@ -225,7 +225,8 @@ def render_policy(env_id: str, policy: torch.nn.Module, path: str | Path, *, epi
         for lane in range(episodes):
             trail: list[np.ndarray] = []
             for k, state in enumerate(states):
-                scene = lane_scene(env.effector, state, env.where(state)["goal"], state.task.target, lane)
+                where = env.where(state)
+                scene = lane_scene(env.effector, state, where["goal"], where["target"], lane)
                 trail.append(scene["hand"])
                 if suffix != ".png" and k % 2 == 0:
                     frames.append(renderer.frame(scene, k, trail))

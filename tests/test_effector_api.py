@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import mn_gym
+from mn_gym.compilation import compile_effector
 from mn_gym.core import Effector, EffectorBuilder, KistemakerMuscle, TwoLinkArm
 
 
@@ -205,7 +206,7 @@ def test_builder_errors():
 def test_compiled_effector_matches_eager_and_keeps_checks():
     """The optional torch.compile path (the only compile in the suite) gives the eager physics."""
     eff = mn_gym.make_effector("arm26")
-    fast = eff.compile()
+    fast = compile_effector(eff)
     g = torch.Generator().manual_seed(3)
     a = b = eff.random_initial_state(4, g)
     for _ in range(5):

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import mn_gym
-from mn_gym.gym_env import MnGymEnv
-from mn_gym.sb3 import MnGymVecEnv
-from mn_gym.vector_env import MnGymVectorEnv
+from mn_gym.faces.gym import MnGymEnv
+from mn_gym.faces.sb3 import MnGymVecEnv
+from mn_gym.faces.vector import MnGymVectorEnv
 
 ID = "ArmReach-v0"
 STEPS = 100  # ArmReach-v0: 1 s at 10 ms

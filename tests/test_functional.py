@@ -9,7 +9,8 @@ from torch.func import functional_call
 
 import mn_gym
 from mn_gym.catalogue import REGISTRY
-from mn_gym.functional import RESET_OPTIONS, EnvState, rollout
+from mn_gym.faces.rollout import rollout
+from mn_gym.functional import RESET_OPTIONS, EnvState
 
 F64 = torch.float64
 INFO_KEYS = {"terms", "distance", "is_success", "goal", "endpoint_load"}
@@ -22,9 +23,10 @@ def _actions(env: mn_gym.Env, n: int, seed: int = 0, low: float = 0.05, high: fl
 
 
 def _slices(env: mn_gym.Env) -> tuple[slice, slice, slice]:
-    """Observation columns of (vision, proprioception, stacked actions)."""
-    k, m = env.task.obs_size, env.action_size
-    return slice(k, k + 2), slice(k + 2, k + 2 + 2 * m), slice(k + 2 + 2 * m, env.obs_size)
+    """Observation columns of (vision, proprioception, stacked actions), from the declared layout."""
+    s = env.observation_slices()
+    end = slice(env.obs_size, env.obs_size)
+    return s["hand"], slice(s["fibre_length"].start, s["fibre_velocity"].stop), s.get("past_actions", end)
 
 
 # ----------------------------------------------------------------------------------------------- gradients

@@ -21,8 +21,8 @@ def test_tracking_path_starts_at_the_hand_and_moves_smoothly():
 def test_posture_pulse_acts_only_in_its_window():
     env = mn_gym.make("ArmPosture-v0", batch_size=64, deterministic=True, max_force=8.0, duration=0.1)
     s, _ = env.reset(seed=1)
-    onset, offset, force = s.task.extra[:, 0], s.task.extra[:, 1], s.task.extra[:, 2:]
-    assert torch.allclose(offset - onset, torch.full_like(onset, 10.0))
+    onset, offset, force = s.task.onset_step, s.task.offset_step, s.task.force
+    assert torch.equal(offset - onset, torch.full_like(onset, 10))
     assert (torch.linalg.vector_norm(force, dim=-1) <= 8.0 + 1e-5).all()
     cart = env.effector.cartesian(s.effector)
     for k in (0, 20, 40, 70):

@@ -8,7 +8,7 @@ What it measures (ArmReach-v0 unless --env; random actions drawn beforehand; epi
      `step(torch action)`), when importable, in the same process.
   3. `MnGymVectorEnv` at each --num-envs (numpy in/out, NEXT_STEP autoreset): env-steps per second
      (= num_envs * steps / seconds).
-  4. with --compile, the same with compiled steps (single env: `mn_gym.flat_step`, AOTInductor; vector env:
+  4. with --compile, the same with compiled steps (single env: `mn_gym.compilation.FlatStep`, AOTInductor; vector env:
      torch.compile); compile time is excluded (warm-up).
 
 Reproduce:
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 import mn_gym  # noqa: F401  (registers the ids)
-from mn_gym.gym_env import MnGymEnv
-from mn_gym.vector_env import MnGymVectorEnv
+from mn_gym.faces.gym import MnGymEnv
+from mn_gym.faces.vector import MnGymVectorEnv
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -22,7 +22,7 @@ from mn_gym.core.geometry import ConstantGeometry, Geometry, PolynomialGeometry,
 from mn_gym.core.muscle import Muscle, muscle_class
 from mn_gym.core.skeleton import PointMass, Skeleton, TwoLinkArm
 from mn_gym.functional import Env, EnvState, SensorySettings
-from mn_gym.tasks import RandomReach, TaskState
+from mn_gym.tasks import RandomReach, ReachState
 
 # MotorNet muscle class -> mn_gym muscle kind (`mn_gym.core.muscle.muscle_class`).
 MUSCLE_CLASSES = {
@@ -242,9 +242,7 @@ def env_from_case(effector: Effector, settings: EnvCaseSettings, goal: Tensor,
     b = goal.shape[0]
     env = Env(effector, RandomReach(), batch_size=b, episode_duration=settings.episode_duration, sensing=sensing,
               deterministic=True, seed=settings.seed)
-    zeros = torch.zeros(b, dtype=goal.dtype)
     origin = effector.cartesian(effector.initial_state(joint_state))[:, :2]
-    task_state = TaskState(target=goal, origin=origin, cue_step=torch.zeros(b, dtype=torch.long), field=zeros,
-                           extra=torch.zeros(b, 0, dtype=goal.dtype))
+    task_state = ReachState(target=goal, origin=origin)
     state, obs = env.reset(options={"joint_state": joint_state, "task_state": task_state})
     return env, state, obs

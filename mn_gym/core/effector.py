@@ -18,10 +18,15 @@ import torch
 from torch import Tensor
 
 from mn_gym.core.geometry import GEOMETRIES, Geometry
-from mn_gym.core.integrate import INTEGRATORS, Loads
+from mn_gym.core.integrate import INTEGRATORS
 from mn_gym.core.muscle import Muscle, muscle_class
-from mn_gym.core.params import check_finite_positive
+from mn_gym.core.params import check_finite_positive, check_tensor
 from mn_gym.core.skeleton import SKELETONS, Skeleton
+
+Loads = tuple[Tensor | None, Tensor | None]  # endpoint load (B, 2), joint load (B, dof)
+# Integrators whose muscle force uses the musculotendon path stored in the state (the previous step's
+# geometry), as MotorNet 0.3.0's euler does; the others evaluate the path at every stage.
+LAGGED_PATH = {"euler": True, "rk4": False}
 
 
 class EffectorState(NamedTuple):
@@ -58,7 +63,10 @@ class Effector:
         skeleton, muscle, geometry: the components (see `mn_gym.core.skeleton`, `.muscle`, `.geometry`).
         muscle_names: one name per muscle.
         dt: time step (s) of one `step` call.
-        integrator: "euler" (MotorNet 0.3.0's explicit scheme) or "rk4" (classical, order 4).
+        integrator: "euler" (MotorNet 0.3.0's explicit scheme: the muscle force uses the previous step's
+            path, position advances with the old velocity; first order) or "rk4" (classical RK4 of the
+            continuous ODE, every stage with its own geometry; order 4). MotorNet's own "rk4" chains its
+            stages from the previous stage and is first order; it is not reproduced.
         n_substeps: integration sub-steps per `step` (each of dt / n_substeps), excitation held.
         damping: joint damping (N m s/rad, or N s/m for a point mass) subtracted from the generalised force.
         name: a label, kept in the configuration.
@@ -101,7 +109,6 @@ class Effector:
             raise ValueError(f"components must share one device, got {sorted(map(str, devices))}")
         self.dt = check_finite_positive("dt", dt)
         self.integrator = integrator
-        self._integrate = INTEGRATORS[integrator]
         self.n_substeps = n_substeps
         self.damping = float(damping)
         self.name = name
@@ -179,32 +186,29 @@ class Effector:
 
         Excitations are clipped to [min_activation, 1]. `endpoint_load` (B, 2) is a force on the endpoint
         in the world frame (N); `joint_load` (B, dof) a generalised force on the joints (N m or N).
+        Inputs are checked when `check_inputs`; `advance` is the same step without checks.
         """
         if self.check_inputs:
             self._check_step_inputs(state, excitation, endpoint_load, joint_load)
-        return self._advance(state, excitation, endpoint_load, joint_load)
+        return self.advance(state, excitation, endpoint_load, joint_load)
 
-    def _advance(self, state: EffectorState, excitation: Tensor, endpoint_load: Tensor | None,
-                 joint_load: Tensor | None) -> EffectorState:
-        """`step` without input checks: clip excitations, then `n_substeps` integrator steps."""
+    def advance(self, state: EffectorState, excitation: Tensor, endpoint_load: Tensor | None = None,
+                joint_load: Tensor | None = None) -> EffectorState:
+        """`step` without input checks: clip excitations, then `n_substeps` integrator steps of dt / n_substeps."""
         u = excitation.clamp(self._min_activation, 1.0)
         loads = (endpoint_load, joint_load)
+        integrate, lagged = INTEGRATORS[self.integrator], LAGGED_PATH[self.integrator]
         h = self.dt / self.n_substeps
         for _ in range(self.n_substeps):
-            state = self._integrate(self, state, u, loads, h)
+            stored = (state.mt_length, state.mt_velocity) if lagged else None
+
+            def f(x: tuple, stored: tuple | None = stored) -> tuple:
+                return self.derivative(*x, u, loads, path=stored)
+
+            x, path = integrate(f, (state.q, state.qd, state.activation, state.fibre_length), h)
+            # lagged: the next force sees the path at the start of this step; else the path at the new state
+            state = self.finish_step(x, path if lagged else None)
         return state
-
-    def compile(self, **compile_kwargs: Any) -> Effector:
-        """A copy whose integration runs under `torch.compile` (input checks stay in eager mode).
-
-        Compiling happens on the first `step` and takes seconds to tens of seconds; afterwards a step is
-        several times faster, most at small batch. Each new batch size or dtype may compile again.
-        `compile_kwargs` go to `torch.compile` (default `dynamic=False`). Never done implicitly.
-        """
-        new = self.replace()
-        compile_kwargs.setdefault("dynamic", False)
-        new._advance = torch.compile(new._advance, **compile_kwargs)  # type: ignore[method-assign]
-        return new
 
     # ---------------------------------------------------------------------------------- initial state
     def initial_state(self, joint_state: Tensor | Sequence) -> EffectorState:
@@ -325,25 +329,17 @@ class Effector:
         return cls.from_config(json.loads(Path(path).read_text()), **kwargs)
 
     # ---------------------------------------------------------------------------------- validation
-    def _check_tensor(self, name: str, x: Any, shape: tuple[int, ...]) -> None:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        if x.dtype != self.dtype:
-            raise TypeError(f"{name} has dtype {x.dtype}, but the effector uses {self.dtype}")
-        if x.device != self.device:
-            raise ValueError(f"{name} is on {x.device}, but the effector is on {self.device}")
-        if tuple(x.shape) != shape:
-            raise ValueError(f"{name} must have shape {shape}, got {tuple(x.shape)}")
-        if x.numel() and not math.isfinite(float(x.detach().abs().max())):  # max propagates NaN; cheap
-            raise ValueError(f"{name} contains NaN or inf")
+    def check_tensor(self, name: str, x: Any, shape: tuple[int, ...]) -> None:
+        """Raise a clear error unless `x` is a finite tensor of `shape` in the effector's dtype and device."""
+        check_tensor(name, x, shape, self.dtype, self.device)
 
     def _check_step_inputs(self, state: EffectorState, excitation: Any, endpoint_load: Any, joint_load: Any) -> None:
         if not isinstance(state, EffectorState):
             raise TypeError(f"state must be an EffectorState, got {type(state).__name__}")
         b = state.batch_size
-        self._check_tensor("excitation", excitation, (b, self.n_muscles))
+        self.check_tensor("excitation", excitation, (b, self.n_muscles))
         if endpoint_load is not None:
-            self._check_tensor("endpoint_load", endpoint_load, (b, 2))
+            self.check_tensor("endpoint_load", endpoint_load, (b, 2))
         if joint_load is not None:
-            self._check_tensor("joint_load", joint_load, (b, self.dof))
+            self.check_tensor("joint_load", joint_load, (b, self.dof))
 

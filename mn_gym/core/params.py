@@ -137,3 +137,17 @@ def check_finite_positive(name: str, value: float) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
+
+
+def check_tensor(name: str, x: Any, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
+    """Raise a clear error unless `x` is a finite tensor of `shape`, `dtype` and `device` (an input check)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype != dtype:
+        raise TypeError(f"{name} has dtype {x.dtype}, but the effector uses {dtype}")
+    if x.device != device:
+        raise ValueError(f"{name} is on {x.device}, but the effector is on {device}")
+    if tuple(x.shape) != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(x.shape)}")
+    if x.numel() and not math.isfinite(float(x.detach().abs().max())):  # max propagates NaN; cheap
+        raise ValueError(f"{name} contains NaN or inf")

@@ -1,10 +1,10 @@
-"""Motor tasks: goal sampling, observation terms, loss terms and success, one module per task."""
+"""Motor tasks: each with its own state type, observation terms and loss terms, one module per task."""
 
-from mn_gym.tasks.base import LOSS_TERMS, Task, TaskState
-from mn_gym.tasks.centre_out import CentreOut, CurlField
-from mn_gym.tasks.posture import Posture
+from mn_gym.tasks.base import ReachState, StepOutcome, Task
+from mn_gym.tasks.centre_out import CentreOut, CentreOutState, CurlField, CurlFieldState
+from mn_gym.tasks.posture import Posture, PostureState
 from mn_gym.tasks.reach import RandomReach
-from mn_gym.tasks.tracking import Tracking
+from mn_gym.tasks.tracking import Tracking, TrackingState
 
 TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (RandomReach, CentreOut, CurlField, Posture, Tracking)}
 
@@ -19,6 +19,9 @@ def register_task(cls: type[Task], *, overwrite: bool = False) -> type[Task]:
         raise ValueError(f"{cls.__name__} needs a class attribute `name` (a non-empty string)")
     if name in TASKS and TASKS[name] is not cls and not overwrite:
         raise ValueError(f"task {name!r} is already registered (pass overwrite=True to replace it)")
+    state = getattr(cls, "State", None)
+    if not (isinstance(state, type) and issubclass(state, tuple) and hasattr(state, "_fields")):
+        raise TypeError(f"{cls.__name__}.State must be a NamedTuple class of (B, ...) tensors")
     TASKS[name] = cls
     return cls
 
@@ -30,5 +33,6 @@ def task_class(name: str) -> type[Task]:
         raise ValueError(f"unknown task {name!r}; known: {sorted(TASKS)}") from None
 
 
-__all__ = ["LOSS_TERMS", "TASKS", "CentreOut", "CurlField", "Posture", "RandomReach", "Task", "TaskState",
-           "Tracking", "register_task", "task_class"]
+__all__ = ["TASKS", "CentreOut", "CentreOutState", "CurlField", "CurlFieldState", "Posture", "PostureState",
+           "RandomReach", "ReachState", "StepOutcome", "Task", "Tracking", "TrackingState", "register_task",
+           "task_class"]

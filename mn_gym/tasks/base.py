@@ -1,8 +1,14 @@
 """The task interface: what a motor task adds to an effector.
 
-A task samples each episode's start posture and goal (`TaskState`), says what goal the hand should be at
-at each step, what the controller is shown (target, go cue), which external forces act on the endpoint,
-the named loss terms (reward = -weighted sum) and when a trial counts as a success. All (B, ...) tensors.
+A task samples each episode's start posture and its own typed state (a NamedTuple of (B, ...) tensors,
+`Task.State`), says where the hand should be at each step (`goal`), declares what the controller is shown
+(`observation_terms`, by name and size, and `observe`), may push the endpoint (`endpoint_load`), and declares
+its loss terms (the keys of `weight_defaults`, computed by `loss_terms`); reward = -weighted sum. Whether a task
+applies endpoint loads is derived from whether it overrides `endpoint_load`.
+
+A new task is one subclass: a `State`, `sample`, and whichever of `goal`, `observe`, `endpoint_load`, `still`
+and `loss_terms` differ from the defaults (`tests/test_extend.py` adds one with an extra observation and loss
+term).
 """
 
 from __future__ import annotations
@@ -13,40 +19,47 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor
 
-from mn_gym.core.effector import Effector
+from mn_gym.core.effector import Effector, EffectorState
 
 
-class TaskState(NamedTuple):
-    """Per-episode task variables, (B, ...) each.
-
-    target: the final target position (B, 2) in m. origin: the hand position the trial starts from (B, 2).
-    cue_step: (B,) long, the step from which the go cue is on (0: from the start).
-    field: (B,) gain (N s/m) of a velocity-dependent curl field on the endpoint; 0 for none or catch trials.
-    extra: (B, K) task-specific numbers (force pulses, path coefficients); K may be 0.
-    """
+class ReachState(NamedTuple):
+    """A reach: target (B, 2) m, the final target; origin (B, 2) m, the hand position the trial starts from."""
 
     target: Tensor
     origin: Tensor
-    cue_step: Tensor
-    field: Tensor
-    extra: Tensor
 
 
-LOSS_TERMS = ("position", "effort", "velocity", "jerk")
+class StepOutcome(NamedTuple):
+    """What a task scores after one step, (B, ...) each.
+
+    t: (B,) long, steps since reset after the step. dt: step length (s). hand: endpoint [x, y, vx, vy] (B, 4)
+    after the step (m, m/s). goal: (B, 2) where the hand should be at t (m). action: the excitation command of
+    this step (B, M). last_action: the previous step's (B, M). effector: the effector state after the step.
+    """
+
+    t: Tensor
+    dt: float
+    hand: Tensor
+    goal: Tensor
+    action: Tensor
+    last_action: Tensor
+    effector: EffectorState
 
 
 class Task:
-    """Base class. Subclasses set `name`, `obs_size` and `defaults` and implement `sample`.
+    """Base class. Subclasses set `name`, `State`, `defaults` and implement `sample`.
 
-    Loss terms per step (B,): position = distance hand-goal (m); effort = mean squared excitation;
-    velocity = hand speed (m/s) where the task wants the hand still (before a go cue, while holding);
-    jerk = mean squared change of excitation between steps. Reward = -sum_i weight_i term_i, and the BPTT
-    loss is the mean of the same weighted sum, so RL and BPTT optimise one objective.
+    Default loss terms per step (B,): position = hand-goal distance (m); effort = mean squared excitation;
+    velocity = hand speed (m/s) where the task wants the hand still (`still`); jerk = mean squared change of
+    excitation between steps. position and effort are always reported, velocity and jerk when weighted.
+    Reward = -sum_i weight_i term_i, and the BPTT loss is the mean of the same weighted sum, so RL and BPTT
+    optimise one objective. A subclass adds a term by naming it in `weight_defaults` and returning it from
+    `loss_terms`.
     """
 
     name: ClassVar[str]
-    obs_size: ClassVar[int] = 2
-    has_endpoint_load: ClassVar[bool] = False  # True when `endpoint_load` may return forces
+    State: ClassVar[type[tuple]] = ReachState
+    observation_terms: ClassVar[tuple[tuple[str, int], ...]] = (("target", 2),)  # (name, size), in order
     defaults: ClassVar[dict[str, Any]] = {}
     weight_defaults: ClassVar[dict[str, float]] = {"position": 1.0, "effort": 1e-3, "velocity": 0.0, "jerk": 0.0}
 
@@ -60,9 +73,10 @@ class Task:
             raise ValueError(f"success_radius must be > 0 (m), got {success_radius!r}")
         self.success_radius = float(success_radius)
         weights = dict(weights or {})
-        bad = set(weights) - set(LOSS_TERMS)
+        bad = set(weights) - set(self.weight_defaults)
         if bad:
-            raise ValueError(f"unknown loss term(s) {sorted(bad)}; terms: {list(LOSS_TERMS)}")
+            raise ValueError(f"unknown loss term(s) {sorted(bad)}; task {self.name!r} has the terms "
+                             f"{list(self.weight_defaults)}")
         self.weights = {**self.weight_defaults, **weights}
         for key, w in self.weights.items():
             if not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0):
@@ -72,44 +86,57 @@ class Task:
         return {"task": self.name, "success_radius": self.success_radius, "weights": dict(self.weights),
                 **self.params}
 
+    @property
+    def obs_size(self) -> int:
+        """Size of the task's part of the observation: the sum of `observation_terms` sizes."""
+        return sum(size for _, size in self.observation_terms)
+
+    @property
+    def applies_endpoint_load(self) -> bool:
+        """Whether this task pushes the endpoint: True when its class overrides `endpoint_load`."""
+        return type(self).endpoint_load is not Task.endpoint_load
+
     # ------------------------------------------------------------------------------------- episodes
     def sample(self, effector: Effector, batch: int, generator: torch.Generator | None,
-               q0: Tensor | None = None) -> tuple[Tensor, TaskState]:
-        """Initial joint states (B, 2 dof) and the task state of `batch` new episodes.
+               q0: Tensor | None = None) -> tuple[Tensor, tuple]:
+        """Initial joint states (B, 2 dof) and the task state (`self.State`) of `batch` new episodes.
 
         `q0` (B, dof), when given, is the start posture to use instead of a sampled one; goals that depend
         on the start (posture, tracking, the reach origin) follow it.
         """
         raise NotImplementedError
 
-    def goal(self, ts: TaskState, t: Tensor, dt: float) -> Tensor:
-        """Where the hand should be at step t (B,): the origin before the go cue, the target after."""
-        return torch.where((t >= ts.cue_step)[:, None], ts.target, ts.origin)
-
-    def observation(self, ts: TaskState, t: Tensor, dt: float) -> Tensor:
-        """What the controller is shown of the task, (B, obs_size): the target position (m)."""
+    def target(self, ts: Any) -> Tensor:
+        """The final target (B, 2) in m (drawn as the target; the goal may differ before it)."""
         return ts.target
 
-    def endpoint_load(self, ts: TaskState, t: Tensor, dt: float, cartesian: Tensor) -> Tensor | None:
-        """External force on the endpoint (B, 2) in N during step t, or None."""
-        return None
+    def goal(self, ts: Any, t: Tensor, dt: float) -> Tensor:
+        """Where the hand should be at step t (B,), (B, 2) in m: the target."""
+        return ts.target
 
-    def still(self, ts: TaskState, t: Tensor, dt: float) -> Tensor:
+    def observe(self, ts: Any, t: Tensor, dt: float) -> dict[str, Tensor]:
+        """What the controller is shown of the task at step t: {name: (B, size)} for `observation_terms`."""
+        return {"target": ts.target}
+
+    def endpoint_load(self, ts: Any, t: Tensor, dt: float, cartesian: Tensor) -> Tensor:
+        """External force on the endpoint (B, 2) in N during step t, given the endpoint state (B, 4).
+        Override to push (the env then applies it); the base task applies none."""
+        raise NotImplementedError(f"task {self.name!r} applies no endpoint load")
+
+    def still(self, ts: Any, t: Tensor, dt: float) -> Tensor:
         """(B,) bool: where the hand should not move at step t (penalised by the velocity term)."""
-        return t < ts.cue_step
+        return torch.zeros_like(t, dtype=torch.bool)
 
-    def loss_terms(self, ts: TaskState, t: Tensor, dt: float, cartesian: Tensor, goal: Tensor, action: Tensor,
-                   last_action: Tensor) -> dict[str, Tensor]:
-        """The named loss terms (B,) after step t-1 -> t, from the new endpoint state (B, 4) and the goal
-        (B, 2). position and effort always; velocity and jerk only when they have a weight."""
-        terms = {"position": torch.linalg.vector_norm(cartesian[:, :2] - goal, dim=-1),
-                 "effort": (action * action).mean(-1)}
-        if self.weights["velocity"]:
-            speed = torch.linalg.vector_norm(cartesian[:, 2:], dim=-1)
-            terms["velocity"] = torch.where(self.still(ts, t, dt), speed, torch.zeros_like(speed))
-        if self.weights["jerk"]:
-            step = action - last_action
-            terms["jerk"] = (step * step).mean(-1)
+    def loss_terms(self, ts: Any, step: StepOutcome) -> dict[str, Tensor]:
+        """The named loss terms (B,) of the step that ended at `step.t` (see the class docstring)."""
+        terms = {"position": torch.linalg.vector_norm(step.hand[:, :2] - step.goal, dim=-1),
+                 "effort": (step.action * step.action).mean(-1)}
+        if self.weights.get("velocity"):
+            speed = torch.linalg.vector_norm(step.hand[:, 2:], dim=-1)
+            terms["velocity"] = torch.where(self.still(ts, step.t, step.dt), speed, torch.zeros_like(speed))
+        if self.weights.get("jerk"):
+            change = step.action - step.last_action
+            terms["jerk"] = (change * change).mean(-1)
         return terms
 
 
@@ -131,11 +158,3 @@ def hand_position(effector: Effector, q: Tensor) -> Tensor:
 def at_rest(q: Tensor) -> Tensor:
     """Joint state (B, 2 dof) at positions q with zero velocity."""
     return torch.cat((q, torch.zeros_like(q)), dim=-1)
-
-
-def plain_state(effector: Effector, target: Tensor, origin: Tensor, extra_size: int = 0) -> TaskState:
-    """A TaskState with no go cue, no field and `extra_size` zeros per element."""
-    b = target.shape[0]
-    return TaskState(target, origin, torch.zeros(b, dtype=torch.long, device=target.device),
-                     torch.zeros(b, dtype=target.dtype, device=target.device),
-                     torch.zeros(b, extra_size, dtype=target.dtype, device=target.device))

@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from mn_gym.core.effector import Effector
 from mn_gym.core.skeleton import TwoLinkArm
-from mn_gym.tasks.base import Task, TaskState, at_rest, hand_position
+from mn_gym.tasks.base import Task, at_rest, hand_position
+
+
+class CentreOutState(NamedTuple):
+    """target (B, 2) m; origin (B, 2) m, the centre; cue_step (B,) long, the step from which the go cue is on."""
+
+    target: Tensor
+    origin: Tensor
+    cue_step: Tensor
+
+
+class CurlFieldState(NamedTuple):
+    """As `CentreOutState`, plus field (B,): the curl-field gain k (N s/m) of the trial, 0 on catch trials."""
+
+    target: Tensor
+    origin: Tensor
+    cue_step: Tensor
+    field: Tensor
 
 
 class CentreOut(Task):
@@ -17,6 +35,7 @@ class CentreOut(Task):
 
     | | |
     |---|---|
+    | state | `CentreOutState`: target, origin (the centre), cue_step |
     | start | the centre posture (arm: shoulder, elbow = `centre_posture` rad; point mass: `centre_posture` m) |
     | target | one of `n_targets` points at `radius` (m) around the centre hand position, uniform |
     | go cue | at a step drawn uniformly in [`cue_min`, `cue_max`] s; the target is shown from the start |
@@ -29,7 +48,8 @@ class CentreOut(Task):
     """
 
     name = "centre_out"
-    obs_size = 3
+    State = CentreOutState
+    observation_terms = (("target", 2), ("go_cue", 1))
     defaults = {"radius": 0.1, "n_targets": 8, "cue_min": 0.1, "cue_max": 0.3, "centre_posture": None}
     weight_defaults = {"position": 1.0, "effort": 1e-3, "velocity": 0.1, "jerk": 0.0}
 
@@ -40,7 +60,7 @@ class CentreOut(Task):
         return list(posture)
 
     def sample(self, effector: Effector, batch: int, generator: torch.Generator | None,
-               q0: Tensor | None = None) -> tuple[Tensor, TaskState]:
+               q0: Tensor | None = None) -> tuple[Tensor, CentreOutState]:
         opts = {"dtype": effector.dtype, "device": effector.device}
         centre_q = torch.tensor(self.centre_joints(effector), **opts).expand(batch, -1)
         centre = hand_position(effector, centre_q)  # the centre stays put when a start posture q0 is given
@@ -50,7 +70,7 @@ class CentreOut(Task):
         return at_rest(q0), self.state_for(effector, centre, index, generator)
 
     def state_for(self, effector: Effector, centre: Tensor, index: Tensor, generator: torch.Generator | None
-                  ) -> TaskState:
+                  ) -> CentreOutState:
         """Task state for targets `index` (B,) around `centre` (B, 2)."""
         opts = {"dtype": effector.dtype, "device": effector.device}
         angle = index.to(effector.dtype) * (2 * math.pi / int(self.params["n_targets"]))
@@ -59,34 +79,37 @@ class CentreOut(Task):
         if not 0 <= lo <= hi:
             raise ValueError(f"go cue window must satisfy 0 <= cue_min <= cue_max, got [{lo}, {hi}]")
         cue_s = lo + (hi - lo) * torch.rand(centre.shape[0], generator=generator, **opts)
-        cue_step = torch.round(cue_s / effector.dt).long()
-        return TaskState(target, centre, cue_step, self.field_gain(centre.shape[0], generator, **opts),
-                         torch.zeros(centre.shape[0], 0, **opts))
+        return CentreOutState(target, centre, torch.round(cue_s / effector.dt).long())
 
-    def field_gain(self, batch: int, generator: torch.Generator | None, **opts) -> Tensor:
-        return torch.zeros(batch, **opts)
+    def goal(self, ts: CentreOutState, t: Tensor, dt: float) -> Tensor:
+        return torch.where((t >= ts.cue_step)[:, None], ts.target, ts.origin)
 
-    def observation(self, ts: TaskState, t: Tensor, dt: float) -> Tensor:
-        cue = (t >= ts.cue_step).to(ts.target.dtype)
-        return torch.cat((ts.target, cue[:, None]), dim=-1)
+    def still(self, ts: CentreOutState, t: Tensor, dt: float) -> Tensor:
+        return t < ts.cue_step
+
+    def observe(self, ts: CentreOutState, t: Tensor, dt: float) -> dict[str, Tensor]:
+        return {"target": ts.target, "go_cue": (t >= ts.cue_step).to(ts.target.dtype)[:, None]}
 
 
 class CurlField(CentreOut):
     """Centre-out reaching in a velocity-dependent curl field F = k [-vy, vx] (N), k in N s/m.
 
-    With probability `catch_probability` a trial is a catch trial: the field is off. All else as `CentreOut`.
+    State `CurlFieldState` (the centre-out state and the trial's gain). With probability `catch_probability` a
+    trial is a catch trial: the field is off. All else as `CentreOut`.
     """
 
     name = "curl_field"
-    has_endpoint_load = True
+    State = CurlFieldState
     defaults = {**CentreOut.defaults, "k": 15.0, "catch_probability": 0.0}
 
-    def field_gain(self, batch: int, generator: torch.Generator | None, **opts) -> Tensor:
+    def state_for(self, effector: Effector, centre: Tensor, index: Tensor, generator: torch.Generator | None
+                  ) -> CurlFieldState:
         p = self.params["catch_probability"]
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"catch_probability must lie in [0, 1], got {p}")
-        catch = torch.rand(batch, generator=generator, **opts) < p
-        return torch.where(catch, 0.0, float(self.params["k"]))
+        reach = super().state_for(effector, centre, index, generator)
+        catch = torch.rand(centre.shape[0], generator=generator, dtype=effector.dtype, device=effector.device) < p
+        return CurlFieldState(*reach, torch.where(catch, 0.0, float(self.params["k"])))
 
-    def endpoint_load(self, ts: TaskState, t: Tensor, dt: float, cartesian: Tensor) -> Tensor | None:
+    def endpoint_load(self, ts: CurlFieldState, t: Tensor, dt: float, cartesian: Tensor) -> Tensor:
         return ts.field[:, None] * torch.stack((-cartesian[:, 3], cartesian[:, 2]), dim=-1)

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from mn_gym.core.effector import Effector
-from mn_gym.tasks.base import Task, TaskState, at_rest, hand_position, plain_state, uniform_joints
+from mn_gym.tasks.base import ReachState, Task, at_rest, hand_position, uniform_joints
 
 
 class RandomReach(Task):
@@ -14,6 +14,7 @@ class RandomReach(Task):
 
     | | |
     |---|---|
+    | state | `ReachState`: target (B, 2), origin (B, 2) m |
     | start | joint positions uniform within the limits (shrunk by `margin` per side), at rest |
     | target | the endpoint of another uniform joint sample |
     | observation | target x, y (m) |
@@ -22,11 +23,12 @@ class RandomReach(Task):
     """
 
     name = "reach"
+    State = ReachState
     defaults = {"margin": 0.0}
 
     def sample(self, effector: Effector, batch: int, generator: torch.Generator | None,
-               q0: Tensor | None = None) -> tuple[Tensor, TaskState]:
+               q0: Tensor | None = None) -> tuple[Tensor, ReachState]:
         margin = self.params["margin"]
         q0 = uniform_joints(effector, batch, generator, margin) if q0 is None else q0
         target = hand_position(effector, uniform_joints(effector, batch, generator, margin))
-        return at_rest(q0), plain_state(effector, target, hand_position(effector, q0))
+        return at_rest(q0), ReachState(target, hand_position(effector, q0))

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 import mn_gym
+from mn_gym.compilation import compile_effector
 from mn_gym.functional import Env
 
 CURVE_FIELDS = ("iteration", "env_steps", "train_time_s", "train_cpu_s", "elapsed_s", "lr", "train_loss",
@@ -209,7 +210,7 @@ def train_bptt(
             evaluation env gets the same ones, plus `deterministic=True`.
         seed: seeds the policy's initialisation and the training env's generator.
         device: torch device of the env and the policy.
-        compile_effector: run the training env's effector under `torch.compile` (`Effector.compile()`).
+        compile_effector: run the training env's effector under `torch.compile` (`compile_effector`).
     """
     # ---- arguments
     if iterations is None and time_budget is None:
@@ -239,7 +240,7 @@ def train_bptt(
     eval_env = mn_gym.make(env_id, batch_size=eval_batch, device=device, seed=eval_seed,
                            **{**env_kwargs, "deterministic": True})
     if compile_effector:
-        env.effector = env.effector.compile()
+        env = env.replace(effector=compile_effector(env.effector))
     if truncation is not None and truncation > env.max_steps:
         raise ValueError(f"truncation ({truncation}) exceeds the episode length ({env.max_steps} steps)")
 

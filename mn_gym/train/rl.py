@@ -36,8 +36,8 @@ from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 from torch import Tensor, nn
 
 import mn_gym
-from mn_gym.gym_env import action_to_excitation
-from mn_gym.sb3 import MnGymVecEnv
+from mn_gym.faces.common import action_to_excitation
+from mn_gym.faces.sb3 import MnGymVecEnv
 from mn_gym.train.bptt import check_positive, evaluate, write_csv
 
 __all__ = ["RL_ALGOS", "SB3Policy", "TrainResult", "load_sb3_policy", "train_sb3"]

@@ -8,45 +8,24 @@ from typing import Any
 import gymnasium
 import numpy as np
 import torch
-from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 from torch import Tensor
 
-from mn_gym.flat_step import FlatStep, action_to_excitation, pack_step
+from mn_gym.compilation import FlatStep
+from mn_gym.faces.common import (
+    MAX_RENDER_FPS,
+    Packing,
+    action_box,
+    action_to_excitation,
+    check_action,
+    face_env,
+    observation_box,
+    render_fps,
+    step_values,
+)
 from mn_gym.functional import Env, EnvState
-from mn_gym.registry import build_env
 
-__all__ = ["OBS_BOUND", "MnGymEnv", "action_to_excitation", "check_action", "observation_box"]
-
-MAX_RENDER_FPS = 100
-
-
-def check_action(action: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """`action` as a float32 numpy array of `shape`, or a clear error (wrong type, shape or dtype, NaN / inf)."""
-    if isinstance(action, Tensor):
-        action = action.detach().cpu().numpy()
-    try:
-        a = np.asarray(action)
-    except Exception as exc:  # pragma: no cover - exotic objects
-        raise TypeError(f"action must be an array of shape {shape}, got {type(action).__name__}") from exc
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"action must be a real-valued array (float32 preferred) of shape {shape}, got dtype "
-                        f"{a.dtype}")
-    if a.shape != shape:
-        raise ValueError(f"action must have shape {shape}, got {a.shape}")
-    a = a.astype(np.float32, copy=False)
-    if not np.isfinite(a).all():
-        raise ValueError(f"action must be finite, got {a}")
-    return a
-
-
-OBS_BOUND = float(np.finfo(np.float32).max)
-
-
-def observation_box(size: int) -> spaces.Box:
-    """The observation space: float32 within +-float32 max, i.e. every finite float32 (the observation is
-    unbounded in principle, through Gaussian noise and velocities; gymnasium's checker warns on +-inf bounds)."""
-    return spaces.Box(-OBS_BOUND, OBS_BOUND, (size,), np.float32)
+__all__ = ["MnGymEnv"]
 
 
 class MnGymEnv(gymnasium.Env):
@@ -79,14 +58,17 @@ class MnGymEnv(gymnasium.Env):
     velocities); its `Box` bounds are +-3.4e38, float32's largest finite value, which hold every finite
     observation without the checker's warning about infinite bounds. Layout:
 
-    | Num                   | Observation                                              | Unit          |
-    |-----------------------|----------------------------------------------------------|---------------|
-    | 0, 1                  | target x, y                                              | m             |
-    | (2)                   | go cue (centre-out and curl-field tasks: 0 before, 1 after) | -          |
-    | next 2                | hand x, y, delayed by `vision_delay`                     | m             |
-    | next M                | fibre lengths / optimal length, delayed by `proprioception_delay` | -    |
-    | next M                | fibre velocities / max velocity, same delay              | -             |
-    | last k * M            | the last `action_frame_stacking` excitations, oldest first | -           |
+    | Term             | Size   | Observation                                                 | Unit   |
+    |------------------|--------|-------------------------------------------------------------|--------|
+    | `target`         | 2      | target x, y (tracking: the moving target now)               | m      |
+    | `go_cue`         | 1      | centre-out and curl-field tasks only: 0 before, 1 after     | -      |
+    | `hand`           | 2      | hand x, y, delayed by `vision_delay`                        | m      |
+    | `fibre_length`   | M      | fibre lengths / optimal length, delayed by `proprioception_delay` | - |
+    | `fibre_velocity` | M      | fibre velocities / max velocity, same delay                 | -      |
+    | `past_actions`   | k * M  | the last `action_frame_stacking` (k) excitations, oldest first | -   |
+
+    The terms are the functional env's declared `observation_terms` (a task may declare its own), in order;
+    `env.unwrapped.observation_slices()` gives each term's columns.
 
     Sensory and observation noise (additive Gaussian, `*_noise` standard deviations) come from the env's
     seeded torch generator.
@@ -126,13 +108,13 @@ class MnGymEnv(gymnasium.Env):
     | `render_mode`       | None    | "rgb_array" (uint8 (H, W, 3) frames, headless) or "human"      |
     | `render_width`      | 400     | frame width in pixels                                          |
     | `device`            | None    | torch device of the functional env (CPU by default)            |
-    | `compile`           | False   | one ahead-of-time compiled kernel per step (`mn_gym.flat_step`;|
+    | `compile`           | False   | one ahead-of-time compiled kernel per step (`mn_gym.compilation`;|
     |                     |         | ~8x faster; compiles once per kind, ~30 s, cached on disk)     |
     | `max_episode_steps` | None    | cut episodes at min(this, round(episode_duration / dt)) steps  |
 
     `reset(seed=s)` reseeds both `np_random` and the functional env's torch generator (seed=None keeps
     both streams going), so one seed gives one episode in every face: this env, lane 0 of `MnGymVectorEnv`
-    and of `mn_gym.sb3.MnGymVecEnv` with one env, and `mn_gym.make(id).reset(seed=s)`.
+    and of `mn_gym.faces.sb3.MnGymVecEnv` with one env, and `mn_gym.make(id).reset(seed=s)`.
 
     ## Version History
 
@@ -148,17 +130,23 @@ class MnGymEnv(gymnasium.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got "
                              f"{render_mode!r}")
+        if not isinstance(compile, bool):
+            raise TypeError(f"compile must be a bool, got {compile!r}")
         self._env_id, self._kwargs = env_id, dict(kwargs)
         self._face = {"render_mode": render_mode, "render_width": render_width, "device": device,
                       "compile": compile, "max_episode_steps": max_episode_steps}
-        self._env = self._build()
+        self._env = face_env(env_id, 1, self._kwargs, self.FACE_KWARGS, device=device,
+                             max_episode_steps=max_episode_steps)
         env = self._env
         self.render_mode = render_mode
-        self.metadata = {**self.metadata, "render_fps": min(MAX_RENDER_FPS, round(1.0 / env.dt))}
+        self.metadata = {**self.metadata, "render_fps": render_fps(env)}
         self.observation_space = observation_box(env.obs_size)
-        self.action_space = spaces.Box(-1.0, 1.0, (env.action_size,), np.float32)
+        self.action_space = action_box(env.action_size)
         self.muscle_names = env.effector.muscle_names
         self.max_episode_steps = env.max_steps
+        self._reset_packing = Packing.for_reset(env.obs_size)
+        self._packing: Packing | None = None  # the step outputs' layout, known from the first step
+        self._terms: list[str] = []  # its weighted reward terms
         self._state: EnvState | None = None
         self._flat: Tensor | None = None  # compile=True: the state packed for the compiled step
         self._flat_step: FlatStep | None = None
@@ -179,6 +167,10 @@ class MnGymEnv(gymnasium.Env):
             self._state = self._flat_step.unpack(self._flat)
         return self._state
 
+    def observation_slices(self) -> dict[str, slice]:
+        """Columns of each named observation term (see the Observation Space table)."""
+        return self._env.observation_slices()
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
@@ -189,18 +181,18 @@ class MnGymEnv(gymnasium.Env):
             self._state, obs = self._env.reset(seed=seed, options=self._batch_options(options))
             if self._face["compile"]:
                 if self._flat_step is None:
-                    self._flat_step = FlatStep(self._env, self._state)
+                    self._flat_step = self._build_flat_step(self._state)
                 self._flat = self._flat_step.pack(self._state)
             where = self._env.where(self._state)
-            packed = torch.cat((obs[0], where["distance"], where["goal"][0], where["hand"][0])).cpu().numpy()
-        n = self._env.obs_size
-        goal_np, hand_np = packed[n + 1:n + 3].copy(), packed[n + 3:].copy()
-        info = {"distance": float(packed[n]), "goal": goal_np, "hand": hand_np}
+            values = {"obs": obs[0], "distance": where["distance"], "goal": where["goal"][0],
+                      "hand": where["hand"][0]}
+            out = self._reset_packing.unpack(self._reset_packing.pack(values, obs.dtype).cpu().numpy())
+        info = {"distance": float(out["distance"][0]), "goal": out["goal"], "hand": out["hand"]}
         self._trail.clear()
-        self._trail.append(hand_np[:2])
+        self._trail.append(out["hand"][:2])
         if self.render_mode == "human":
             self.render()
-        return packed[:n].copy(), info
+        return out["obs"], info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self._check_open()
@@ -212,23 +204,22 @@ class MnGymEnv(gymnasium.Env):
             if self._flat_step is not None:
                 self._flat, packed = self._flat_step.step(self._flat, a, env.draw_noise(1))
                 self._state = None  # unpacked on demand (`state`, render)
-                terms = self._flat_step.reward_terms
             else:
-                excitation = action_to_excitation(a[None])
-                self._state, obs, reward, terminated, truncated, info = env.step(self._state, excitation)
-                packed, terms = pack_step(obs, reward, terminated, truncated, info), list(info["reward_terms"])
-            packed = packed.cpu().numpy()
-        n = env.obs_size
-        out_info: dict[str, Any] = {k: float(packed[n + 1 + j]) for j, k in enumerate(terms)}
-        i = n + 1 + len(terms)
-        out_info["distance"] = float(packed[i])
-        out_info["is_success"] = bool(packed[i + 1])
-        out_info["goal"] = packed[i + 4:i + 6].copy()
-        out_info["hand"] = packed[i + 6:i + 10].copy()
-        self._trail.append(out_info["hand"][:2])
+                self._state, obs, reward, terminated, truncated, info = env.transition(
+                    self._state, action_to_excitation(a[None]), env.draw_noise(1))
+                if self._packing is None:
+                    self._terms = list(info["reward_terms"])
+                    self._packing = Packing.for_step(env.obs_size, self._terms)
+                packed = self._packing.pack(step_values(obs, reward, terminated, truncated, info), obs.dtype)
+            out = self._packing.unpack(packed.cpu().numpy())
+        info_out: dict[str, Any] = {k: float(out[k][0]) for k in self._terms}
+        info_out.update(distance=float(out["distance"][0]), is_success=bool(out["is_success"][0]),
+                        goal=out["goal"], hand=out["hand"])
+        self._trail.append(out["hand"][:2])
         if self.render_mode == "human":
             self.render()
-        return packed[:n].copy(), float(packed[n]), bool(packed[i + 2]), bool(packed[i + 3]), out_info
+        return (out["obs"], float(out["reward"][0]), bool(out["terminated"][0]), bool(out["truncated"][0]),
+                info_out)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:
@@ -236,7 +227,7 @@ class MnGymEnv(gymnasium.Env):
                                   "'human' to gymnasium.make")
             return None
         self._check_open()
-        if self._state is None:
+        if self.state is None:
             raise ResetNeeded("Cannot call render() before reset(): call env.reset() first")
         frame = self._frame()
         if self.render_mode == "rgb_array":
@@ -263,6 +254,21 @@ class MnGymEnv(gymnasium.Env):
         if self._closed:
             raise RuntimeError(f"{self._env_id}: the env is closed")
 
+    def _build_flat_step(self, example: EnvState) -> FlatStep:
+        """The compiled batch-1 step: the faces' action map, the functional transition, lane 0's outputs packed
+        by `Packing.for_step` (the reward-term names from one eager transition of `example`)."""
+        env = self._env
+        zero = torch.zeros(1, env.action_size, dtype=env.dtype, device=env.device)
+        self._terms = list(env.transition(example, zero, None)[-1]["reward_terms"])
+        self._packing = packing = Packing.for_step(env.obs_size, self._terms)
+
+        def lane_step(state: EnvState, action: Tensor, noise: Tensor | None) -> tuple[EnvState, Tensor]:
+            state, obs, reward, terminated, truncated, info = env.transition(
+                state, action_to_excitation(action[None]), noise)
+            return state, packing.pack(step_values(obs, reward, terminated, truncated, info), env.dtype)
+
+        return FlatStep(lane_step, example, env.dtype)
+
     def _frame(self) -> np.ndarray:
         from mn_gym.render import Renderer, lane_scene
 
@@ -270,8 +276,8 @@ class MnGymEnv(gymnasium.Env):
         if self._renderer is None:
             self._renderer = Renderer(env.effector, env.task.success_radius, width=self._face["render_width"])
         with torch.no_grad():
-            goal = env.where(state)["goal"]
-            scene = lane_scene(env.effector, state, goal, state.task.target, 0)
+            where = env.where(state)
+            scene = lane_scene(env.effector, state, where["goal"], where["target"], 0)
         return self._renderer.frame(scene, int(state.t[0]), list(self._trail))
 
     def _batch_options(self, options: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -298,20 +304,14 @@ class MnGymEnv(gymnasium.Env):
         d = dict(d)
         generator_state = d.pop("_generator_state")
         self.__dict__.update(d)
-        self._env = self._build()
+        f = self._face
+        self._env = face_env(self._env_id, 1, self._kwargs, self.FACE_KWARGS, device=f["device"],
+                             max_episode_steps=f["max_episode_steps"])
         self._env.generator.set_state(generator_state)
         self._renderer = self._window = self._flat_step = self._flat = None
-        if self._state is not None and self._face["compile"]:
-            self._flat_step = FlatStep(self._env, self._state)
+        if self._state is not None and f["compile"]:
+            self._flat_step = self._build_flat_step(self._state)
             self._flat = self._flat_step.pack(self._state)
-
-    def _build(self) -> Env:
-        """The batch-1 functional env; with compile=True its steps go through `FlatStep` (built at reset)."""
-        f = self._face
-        env = build_env(self._env_id, 1, self._kwargs, self.FACE_KWARGS, device=f["device"],
-                        max_episode_steps=f["max_episode_steps"])
-        env.effector.check_inputs = not f["compile"]  # step() checks the action itself
-        return env
 
     def __repr__(self) -> str:
         return f"MnGymEnv({self._env_id!r}, kwargs={self._kwargs})"

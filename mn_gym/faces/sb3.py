@@ -18,13 +18,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from mn_gym.gym_env import observation_box
-from mn_gym.vector_env import BatchCore
+from mn_gym.faces.common import BatchCore, action_box, face_env, observation_box
+from mn_gym.functional import Env
 
 __all__ = ["MnGymVecEnv"]
 
@@ -52,19 +51,21 @@ class MnGymVecEnv(VecEnv):
                  render_width: int = 400, **kwargs: Any) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.core = BatchCore(env_id, num_envs, kwargs, self.FACE_KWARGS, device=device, compile=compile,
-                              max_episode_steps=max_episode_steps)
+        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        self.env_id = env_id
+        self.core = BatchCore(face_env(env_id, num_envs, kwargs, self.FACE_KWARGS, device=device, compile=compile,
+                                       max_episode_steps=max_episode_steps))
         env = self.core.env
         self.render_mode, self.render_width = render_mode, render_width  # VecEnv.__init__ reads render_mode
         self.max_episode_steps = env.max_steps
         self.muscle_names = env.effector.muscle_names
         self._actions: Any = None
         self._closed = False
-        super().__init__(num_envs, observation_box(env.obs_size),
-                         spaces.Box(-1.0, 1.0, (env.action_size,), np.float32))
+        super().__init__(num_envs, observation_box(env.obs_size), action_box(env.action_size))
 
     @property
-    def functional(self):
+    def functional(self) -> Env:
         """The batched functional env behind this face."""
         return self.core.env
 
@@ -89,12 +90,12 @@ class MnGymVecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         if self._closed:
             raise RuntimeError("the VecEnv is closed")
-        core, env = self.core, self.core.env
+        core = self.core
         if core.state is None:
             raise ResetNeeded("Cannot call step() before reset(): call venv.reset() first")
         excitation = core.excitation(self._actions)
         with torch.no_grad():
-            core.state, obs, reward, terminated, truncated, finfo = env.step(core.state, excitation)
+            obs, reward, terminated, truncated, finfo = core.step(excitation)
             done = terminated | truncated
             values = {**finfo["reward_terms"], "distance": finfo["distance"]}
             infos = self._lane_infos(values, tuple(values), finfo["is_success"])
@@ -146,4 +147,4 @@ class MnGymVecEnv(VecEnv):
         return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
 
     def __repr__(self) -> str:
-        return f"MnGymVecEnv({self.core.env_id!r}, num_envs={self.num_envs}, device={self.core.env.device})"
+        return f"MnGymVecEnv({self.env_id!r}, num_envs={self.num_envs}, device={self.core.env.device})"

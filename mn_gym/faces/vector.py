@@ -3,8 +3,8 @@
     envs = gymnasium.make_vec("ArmReach-v0", num_envs=1024)                 # vector_entry_point: this class
     envs = MnGymVectorEnv("ArmReach-v0", 4096, device="cuda", as_torch=True)  # torch in, torch out
 
-`BatchCore` (action checks, batched reset, per-lane restarts, info) is shared with the stable-baselines3 face
-(`mn_gym.sb3.MnGymVecEnv`), so both run exactly the functional env's physics and rewards.
+`mn_gym.faces.common.BatchCore` (action checks, batched reset, per-lane restarts, frames) is what this face
+shares with the stable-baselines3 face, so both run exactly the functional env's physics and rewards.
 """
 
 from __future__ import annotations
@@ -13,93 +13,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from torch import Tensor
 
-from mn_gym.functional import EnvState
-from mn_gym.gym_env import MAX_RENDER_FPS, action_to_excitation, observation_box
-from mn_gym.registry import build_env
+from mn_gym.faces.common import (
+    MAX_RENDER_FPS,
+    BatchCore,
+    action_box,
+    face_env,
+    observation_box,
+    render_fps,
+)
+from mn_gym.functional import Env
 
-__all__ = ["BatchCore", "MnGymVectorEnv"]
-
-
-class BatchCore:
-    """A functional env of batch `num_envs` with its current state: what the batched faces share."""
-
-    def __init__(self, env_id: str, num_envs: int, kwargs: dict[str, Any], face_kwargs: tuple[str, ...], *,
-                 device: Any = None, compile: bool = False, max_episode_steps: int | None = None) -> None:
-        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-        self.env_id, self.num_envs, self.kwargs = env_id, num_envs, dict(kwargs)
-        self.env = build_env(env_id, num_envs, self.kwargs, face_kwargs, device=device, compile=compile,
-                             max_episode_steps=max_episode_steps)
-        self.state: EnvState | None = None
-        self.shape = (num_envs, self.env.action_size)
-        self._renderer = None
-
-    def excitation(self, actions: Any) -> Tensor:
-        """Checked actions (N, M) in [-1, 1] (numpy or torch) -> excitations (N, M) on the env's device."""
-        env = self.env
-        if isinstance(actions, Tensor):
-            if actions.is_complex() or actions.dtype == torch.bool or not (actions.is_floating_point()
-                                                                            or actions.dtype.is_signed
-                                                                            or actions.dtype == torch.uint8):
-                raise TypeError(f"actions must be real-valued (float32 preferred), got dtype {actions.dtype}")
-            x = actions.detach().to(device=env.device, dtype=torch.float32)
-        else:
-            a = np.asarray(actions)
-            if a.dtype.kind not in "fiu":
-                raise TypeError(f"actions must be a real-valued array (float32 preferred) of shape {self.shape}, "
-                                f"got dtype {a.dtype}")
-            x = torch.as_tensor(a.astype(np.float32, copy=False), device=env.device)
-        if tuple(x.shape) != self.shape:
-            raise ValueError(f"actions must have shape {self.shape} (num_envs, n_muscles), got {tuple(x.shape)}")
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("actions must be finite (got NaN or inf)")
-        return action_to_excitation(x)
-
-    def reset(self, seed: int | None, options: dict[str, Any] | None) -> Tensor:
-        with torch.no_grad():
-            self.state, obs = self.env.reset(seed=seed, options=options)
-        return obs
-
-    def restart(self, mask: Tensor, obs: Tensor, every: bool) -> Tensor:
-        """Restart the lanes where `mask` (every lane when `every`) with fresh draws; their observations."""
-        env = self.env
-        with torch.no_grad():
-            if every:
-                self.state, obs = env.reset()
-                return obs
-            self.state = env.reset_where(self.state, mask)
-            return torch.where(mask[:, None], env.observe(self.state), obs)
-
-    def frames(self, width: int) -> list[np.ndarray]:
-        """One rgb_array frame per lane of the current state (the renderer is made on first use)."""
-        from mn_gym.render import Renderer, lane_scene
-
-        env, state = self.env, self.state
-        if self._renderer is None:
-            self._renderer = Renderer(env.effector, env.task.success_radius, width=width)
-        with torch.no_grad():
-            goal = env.where(state)["goal"]
-            t = state.t.cpu().tolist()
-            return [self._renderer.frame(lane_scene(env.effector, state, goal, state.task.target, i), t[i])
-                    for i in range(self.num_envs)]
-
-    def close(self) -> None:
-        """Drop the state and the renderer."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-        self.state = None
-
-    def where_info(self) -> dict[str, Tensor]:
-        """Distance, goal and hand of the current state (as after a reset)."""
-        with torch.no_grad():
-            return self.env.where(self.state)
+__all__ = ["MnGymVectorEnv"]
 
 
 def _seed_of(seed: int | list[int] | tuple[int, ...] | None) -> int | None:
@@ -156,15 +85,18 @@ class MnGymVectorEnv(VectorEnv):
                              f"{render_mode!r}")
         if not isinstance(as_torch, bool):
             raise TypeError(f"as_torch must be a bool, got {as_torch!r}")
-        self.core = BatchCore(env_id, num_envs, kwargs, self.FACE_KWARGS, device=device, compile=compile,
-                              max_episode_steps=max_episode_steps)
+        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        self.env_id = env_id
+        self.core = BatchCore(face_env(env_id, num_envs, kwargs, self.FACE_KWARGS, device=device, compile=compile,
+                                       max_episode_steps=max_episode_steps))
         env = self.core.env
         self.num_envs = num_envs
         self.as_torch = as_torch
         self.render_mode, self.render_width = render_mode, render_width
-        self.metadata = {**self.metadata, "render_fps": min(MAX_RENDER_FPS, round(1.0 / env.dt))}
+        self.metadata = {**self.metadata, "render_fps": render_fps(env)}
         self.single_observation_space = observation_box(env.obs_size)
-        self.single_action_space = spaces.Box(-1.0, 1.0, (env.action_size,), np.float32)
+        self.single_action_space = action_box(env.action_size)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.max_episode_steps = env.max_steps
@@ -172,7 +104,7 @@ class MnGymVectorEnv(VectorEnv):
         self._any_done = self._all_done = False
 
     @property
-    def functional(self):
+    def functional(self) -> Env:
         """The batched functional env behind this face."""
         return self.core.env
 
@@ -208,7 +140,7 @@ class MnGymVectorEnv(VectorEnv):
                 terminated = truncated = torch.zeros(n, dtype=torch.bool, device=env.device)
                 info = self._out_info(core.where_info(), {}, masked=prev)
             else:
-                core.state, obs, reward, terminated, truncated, finfo = env.step(core.state, excitation)
+                obs, reward, terminated, truncated, finfo = core.step(excitation)
                 step_keys = {**finfo["reward_terms"], "is_success": finfo["is_success"]}
                 if self._any_done:
                     obs = core.restart(prev, obs, every=False)
@@ -260,4 +192,4 @@ class MnGymVectorEnv(VectorEnv):
         return info
 
     def __repr__(self) -> str:
-        return f"MnGymVectorEnv({self.core.env_id!r}, num_envs={self.num_envs}, device={self.device})"
+        return f"MnGymVectorEnv({self.env_id!r}, num_envs={self.num_envs}, device={self.device})"
