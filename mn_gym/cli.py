@@ -120,7 +120,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from mn_gym.render import render_policy
+    from mn_gym.media import render_policy
 
     run, policy = runs.load_policy(args.run)
     out = Path(args.out) if args.out else Path(args.run) / "episode.gif"

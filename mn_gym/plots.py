@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from mn_gym.functional import Rollout
+from mn_gym.faces.rollout import Rollout
 
 __all__ = ["learning_curves", "trajectories"]
 

@@ -1,14 +1,24 @@
-"""Adding an effector and a task: registered pieces become env ids usable from every face and the CLI."""
+"""Adding an effector and a task: registered pieces become env ids usable from every face and the CLI.
+
+`HoldThenReach` below is a whole new task in one class (its own state type, an extra observation term and an
+extra loss term), registered and run through both env checkers and every face.
+"""
+
+import warnings
+from typing import NamedTuple
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import mn_gym
 from mn_gym import cli
 from mn_gym.core import TwoLinkArm
-from mn_gym.tasks.base import Task, at_rest, hand_position, plain_state
+from mn_gym.faces.sb3 import MnGymVecEnv
+from mn_gym.tasks.base import ReachState, Task, at_rest, hand_position, uniform_joints
 
 
 def two_muscle_arm(*, dt: float = 0.01, dtype: torch.dtype = torch.float32, device=None) -> mn_gym.Effector:
@@ -33,7 +43,49 @@ class FixedReach(Task):
             q0 = ((effector.skeleton.pos_lower + effector.skeleton.pos_upper) / 2).expand(batch, -1)
         target = torch.tensor([self.params["x"], self.params["y"]], dtype=effector.dtype,
                               device=effector.device).expand(batch, 2)
-        return at_rest(q0), plain_state(effector, target, hand_position(effector, q0))
+        return at_rest(q0), ReachState(target, hand_position(effector, q0))
+
+
+class HoldState(NamedTuple):
+    """target, origin (B, 2) m; hold_steps (B,) long: how long the hand must stay at the origin first."""
+
+    target: torch.Tensor
+    origin: torch.Tensor
+    hold_steps: torch.Tensor
+
+
+class HoldThenReach(Task):
+    """Hold at the start for a random time, then reach a random target. Shows the time left to hold
+    (`hold_left`, s) and penalises muscle activation while holding (`hold_activation`, mean squared)."""
+
+    name = "hold_then_reach"
+    State = HoldState
+    observation_terms = (("target", 2), ("hold_left", 1))
+    defaults = {"hold_min": 0.1, "hold_max": 0.3}
+    weight_defaults = {**Task.weight_defaults, "hold_activation": 0.5}
+
+    def sample(self, effector, batch, generator, q0=None):
+        q0 = uniform_joints(effector, batch, generator, 0.1) if q0 is None else q0
+        target = hand_position(effector, uniform_joints(effector, batch, generator, 0.1))
+        lo, hi = self.params["hold_min"], self.params["hold_max"]
+        hold = lo + (hi - lo) * torch.rand(batch, generator=generator, dtype=effector.dtype, device=effector.device)
+        return at_rest(q0), HoldState(target, hand_position(effector, q0), torch.round(hold / effector.dt).long())
+
+    def goal(self, ts, t, dt):
+        return torch.where((t >= ts.hold_steps)[:, None], ts.target, ts.origin)
+
+    def observe(self, ts, t, dt):
+        left = (ts.hold_steps - t).clamp(min=0).to(ts.target.dtype) * dt
+        return {"target": ts.target, "hold_left": left[:, None]}
+
+    def still(self, ts, t, dt):
+        return t < ts.hold_steps
+
+    def loss_terms(self, ts, step):
+        terms = super().loss_terms(ts, step)
+        a = step.effector.activation
+        terms["hold_activation"] = self.still(ts, step.t, step.dt).to(a.dtype) * (a * a).mean(-1)
+        return terms
 
 
 @pytest.fixture
@@ -62,6 +114,61 @@ def test_custom_effector_and_task_become_an_env(capsys, restore_registries):
     assert gym_env.unwrapped.max_episode_steps == 50
     cli.main(["list"])
     assert "TwoMuscleFixedReach-v0" in capsys.readouterr().out
+
+
+def test_a_task_with_its_own_state_observation_and_loss_term(restore_registries):
+    """One class adds a task: its state type, observation term and loss term reach every face and both checkers."""
+    mn_gym.register_task(HoldThenReach)
+    mn_gym.register("ArmHoldThenReach-v0", "arm26", "hold_then_reach", episode_duration=0.5)
+    env = mn_gym.make("ArmHoldThenReach-v0", batch_size=4, deterministic=True)
+    state, obs = env.reset(seed=1)
+    assert isinstance(state.task, HoldState) and not env.task.applies_endpoint_load
+    names = [name for name, _ in env.observation_terms]
+    assert names[:3] == ["target", "hold_left", "hand"] and env.obs_size == 3 + 2 + 2 * 6
+    left = obs[:, env.observation_slices()["hold_left"]][:, 0]
+    torch.testing.assert_close(left, state.task.hold_steps.float() * env.dt)
+    state, obs, reward, _, _, info = env.step(state, torch.full((4, 6), 0.3))
+    assert set(info["terms"]) == {"position", "effort", "hold_activation"}
+    assert torch.all(info["terms"]["hold_activation"] > 0)  # every trial holds at step 1
+    torch.testing.assert_close(reward, -sum(info["terms"][k] * env.task.weights[k] for k in info["terms"]))
+    with pytest.raises(ValueError, match=r"hold_then_reach.*hold_activation"):
+        mn_gym.make("ArmHoldThenReach-v0", weights={"hold": 1.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        single = gym.make("ArmHoldThenReach-v0")
+        check_env(single.unwrapped, skip_render_check=False)
+        sb3_check_env(single.unwrapped, warn=True)
+        _, step_info = single.reset(seed=0)[0], single.step(single.action_space.sample())[-1]
+        assert "reward_hold_activation" in step_info
+    envs = gym.make_vec("ArmHoldThenReach-v0", num_envs=3)
+    envs.reset(seed=0)
+    assert "reward_hold_activation" in envs.step(np.zeros((3, 6), np.float32))[-1]
+    venv = MnGymVecEnv("ArmHoldThenReach-v0", num_envs=2)
+    venv.reset()
+    assert "reward_hold_activation" in venv.step(np.zeros((2, 6), np.float32))[-1][0]
+    ro = mn_gym.rollout(env, mn_gym.GRUPolicy(env.obs_size, env.action_size, n_hidden=8))
+    assert ro.terms["hold_activation"].shape == (env.max_steps, 4)
+
+
+def test_a_task_that_pushes_applies_its_load(restore_registries):
+    """Overriding `endpoint_load` is all it takes: the env applies it (no flag to remember)."""
+
+    class Pushed(FixedReach):
+        name = "pushed_reach"
+
+        def endpoint_load(self, ts, t, dt, cartesian):
+            return torch.full_like(ts.target, 5.0)
+
+    assert Pushed().applies_endpoint_load and not FixedReach().applies_endpoint_load
+    mn_gym.register_effector("two_muscle_arm", two_muscle_arm)
+    for task in (FixedReach, Pushed):
+        mn_gym.register_task(task)
+        mn_gym.register(f"Two-{task.name}-v0", "two_muscle_arm", task.name, episode_duration=0.5)
+    plain, pushed = (mn_gym.make(f"Two-{t}-v0", deterministic=True) for t in ("fixed_reach", "pushed_reach"))
+    info = [e.step(e.reset(seed=0)[0], torch.zeros(1, 4))[-1] for e in (plain, pushed)]
+    assert info[0]["endpoint_load"] is None
+    assert torch.equal(info[1]["endpoint_load"], torch.full((1, 2), 5.0))
+    assert not torch.equal(info[0]["hand"], info[1]["hand"])
 
 
 def test_registration_errors(restore_registries):

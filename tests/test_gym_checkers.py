@@ -12,10 +12,10 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import mn_gym
-from mn_gym.registry import ENTRY_POINT, VECTOR_ENTRY_POINT, gym_ids
 from mn_gym.faces.gym import MnGymEnv
 from mn_gym.faces.sb3 import MnGymVecEnv
 from mn_gym.faces.vector import MnGymVectorEnv
+from mn_gym.registry import ENTRY_POINT, VECTOR_ENTRY_POINT, gym_ids
 
 
 @pytest.mark.parametrize("env_id", mn_gym.list_ids())

@@ -39,7 +39,6 @@ import torch
 from torch import Tensor, nn
 
 import mn_gym
-from mn_gym.compilation import compile_effector
 from mn_gym.functional import Env
 
 CURVE_FIELDS = ("iteration", "env_steps", "train_time_s", "train_cpu_s", "elapsed_s", "lr", "train_loss",
