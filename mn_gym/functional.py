@@ -28,7 +28,6 @@ import inspect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import torch
@@ -77,8 +76,16 @@ class SensorySettings:
 ENV_SETTINGS = ("episode_duration", "deterministic", "seed", *(f.name for f in fields(SensorySettings)))
 
 
-def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(copy.deepcopy(dict(mapping)))
+class FrozenKwargs(dict):
+    """Read-only keyword arguments of a spec (a picklable dict that refuses changes)."""
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("EnvSpec settings are read-only; use spec.replace(...)")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _read_only
+
+    def __reduce__(self) -> tuple:
+        return type(self), (dict(self),)
 
 
 @dataclass(frozen=True)
@@ -103,8 +110,8 @@ class EnvSpec:
     max_episode_steps: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "effector_kwargs", _frozen(self.effector_kwargs))
-        object.__setattr__(self, "task_kwargs", _frozen(self.task_kwargs))
+        object.__setattr__(self, "effector_kwargs", FrozenKwargs(copy.deepcopy(dict(self.effector_kwargs))))
+        object.__setattr__(self, "task_kwargs", FrozenKwargs(copy.deepcopy(dict(self.task_kwargs))))
         m = self.max_episode_steps
         if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m < 1):
             raise ValueError(f"max_episode_steps must be a positive int or None, got {m!r}")
@@ -204,7 +211,8 @@ class Env:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if getattr(self, "_frozen", False) and name != "generator":
-            raise AttributeError(f"Env is immutable: {name!r} cannot be set; use env.replace({name}=...)")
+            how = f"use env.replace({name}=...)" if name in self._args else f"it follows from {sorted(self._args)}"
+            raise AttributeError(f"Env is immutable: {name!r} cannot be set; {how}")
         object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:

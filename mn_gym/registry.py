@@ -44,7 +44,7 @@ def register_gym(env_id: str, *, overwrite: bool = False) -> None:
     if env_id in gymnasium.registry:
         del gymnasium.registry[env_id]
     gymnasium.register(id=env_id, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT,
-                       max_episode_steps=natural_max_steps(env_id), kwargs={"env_id": env_id})
+                       max_episode_steps=natural_max_steps(env_id), kwargs={"env": env_id})
 
 
 def register(env_id: str, effector: str, task: str, *, description: str = "", overwrite: bool = False,

@@ -328,3 +328,34 @@ def test_bench_faces_quick(tmp_path):
     results = bench.main(["--quick", "--no-motornet", "--json", str(tmp_path / "b.json")])
     assert results["single"]["mn_gym"] > 0 and math.isfinite(results["single"]["mn_gym"])
     assert all(r["steps_per_s"] > 0 for r in results["vector"])
+
+
+def test_faces_take_a_functional_env():
+    """Every face also takes a built functional env: the same episodes as from the id, clear errors otherwise."""
+    actions = _actions(30, 6)
+    base = gym.make(ID).unwrapped
+    single = MnGymEnv(mn_gym.make(ID))
+    vec = MnGymVectorEnv(mn_gym.make(ID, batch_size=1))
+    sb3 = MnGymVecEnv(mn_gym.make(ID, batch_size=1))
+    sb3.seed(4)
+    first = [base.reset(seed=4)[0], single.reset(seed=4)[0], vec.reset(seed=4)[0][0], sb3.reset()[0]]
+    for obs in first[1:]:
+        np.testing.assert_array_equal(obs, first[0])
+    for a in actions:
+        ref = base.step(a)[0]
+        np.testing.assert_array_equal(single.step(a)[0], ref)
+        np.testing.assert_array_equal(vec.step(a[None])[0][0], ref)
+        np.testing.assert_array_equal(sb3.step(a[None])[0][0], ref)
+    assert MnGymVectorEnv(mn_gym.make(ID, batch_size=5)).num_envs == 5
+    assert MnGymEnv(mn_gym.make(ID), max_episode_steps=7).max_episode_steps == 7
+    copy_ = pickle.loads(pickle.dumps(single))
+    a = actions[0]
+    np.testing.assert_array_equal(copy_.step(a)[0], single.step(a)[0])
+    with pytest.raises(TypeError, match="apply to env ids only"):
+        MnGymEnv(mn_gym.make(ID), muscle="thelen")
+    with pytest.raises(ValueError, match="batch 1"):
+        MnGymEnv(mn_gym.make(ID, batch_size=2))
+    with pytest.raises(TypeError, match="float32"):
+        MnGymVectorEnv(mn_gym.make(ID, batch_size=2, dtype=torch.float64))
+    with pytest.raises(TypeError, match="env id or a functional"):
+        MnGymVecEnv(3)

@@ -22,21 +22,48 @@ MAX_RENDER_FPS = 100
 OBS_BOUND = float(np.finfo(np.float32).max)
 
 
-def face_env(env_id: str, batch_size: int, kwargs: dict[str, Any], face_kwargs: Sequence[str], *,
+def face_env(env: str | Env, batch_size: int | None, kwargs: dict[str, Any], face_kwargs: Sequence[str], *,
              device: torch.device | str | None = None, compile: bool = False,
              max_episode_steps: int | None = None) -> Env:
-    """The float32 functional env behind a face, from the id's frozen `EnvSpec` (catalogue defaults, `kwargs`,
-    the face's `max_episode_steps` cut); unknown names raise, listing every valid one, the face's own included.
-    `compile=True` gives `compile_env`'s copy."""
+    """The float32 functional env behind a face.
+
+    `env` is a catalogue id, built from its frozen `EnvSpec` (catalogue defaults, `kwargs`, the face's
+    `max_episode_steps` cut) with `batch_size` (None: 1) on `device`; unknown names raise, listing every valid
+    one, the face's own included. Or `env` is a functional `Env`, used as it is (float32; no `kwargs`; its batch
+    is the face's, `batch_size` must agree), cut at `max_episode_steps` when given. `compile=True` gives
+    `compile_env`'s copy."""
+    if not isinstance(compile, bool):
+        raise TypeError(f"compile must be a bool, got {compile!r}")
+    if isinstance(env, Env):
+        return _given_env(env, batch_size, kwargs, device, compile, max_episode_steps)
+    if not isinstance(env, str):
+        raise TypeError(f"a face takes a catalogue env id or a functional mn_gym.Env, got {type(env).__name__}")
+    env_id = env
     valid = catalogue.entry(env_id).valid_kwargs()
     unknown = sorted(set(kwargs) - set(valid))
     if unknown:
         raise TypeError(f"{env_id}: unknown argument(s) {unknown}; valid: {valid}; "
                         f"face arguments: {sorted(face_kwargs)}")
-    if not isinstance(compile, bool):
-        raise TypeError(f"compile must be a bool, got {compile!r}")
-    env = catalogue.spec(env_id, max_episode_steps=max_episode_steps, **kwargs).make(
-        batch_size, device=device, dtype=torch.float32)
+    built = catalogue.spec(env_id, max_episode_steps=max_episode_steps, **kwargs).make(
+        1 if batch_size is None else batch_size, device=device, dtype=torch.float32)
+    return compile_env(built) if compile else built
+
+
+def _given_env(env: Env, batch_size: int | None, kwargs: dict[str, Any], device: Any, compile: bool,
+               max_episode_steps: int | None) -> Env:
+    """`face_env` for a functional env given as it is."""
+    if kwargs:
+        raise TypeError(f"catalogue settings {sorted(kwargs)} apply to env ids only; this face was given a built "
+                        "Env: make it with those settings (mn_gym.make(id, ...)) or use env.replace(...)")
+    if batch_size is not None and batch_size != env.batch_size:
+        raise ValueError(f"the face needs an env of batch {batch_size}, got batch_size={env.batch_size}")
+    if env.dtype != torch.float32:
+        raise TypeError(f"the Gymnasium / SB3 faces speak float32; got an env of {env.dtype} "
+                        "(make it with dtype=torch.float32)")
+    if device is not None and torch.device(device) != env.device:
+        raise ValueError(f"device={device!r}, but the given env is on {env.device}")
+    if max_episode_steps is not None:
+        env = env.replace(max_episode_steps=min(env.max_steps, max_episode_steps))
     return compile_env(env) if compile else env
 
 

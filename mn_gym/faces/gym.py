@@ -97,11 +97,12 @@ class MnGymEnv(gymnasium.Env):
 
     ## Arguments
 
-    `gymnasium.make(id, **kwargs)` passes every catalogue setting of the id (`mn_gym.catalogue.entry(id)
-    .valid_kwargs()`; an unknown name raises and lists them): effector settings (`muscle`, `integrator`,
-    `dt`, `n_substeps`, `damping`, `muscle_params`, ...), task settings (`success_radius`, `weights`, `k`,
-    ...), sensing (`proprioception_delay`, `vision_delay`, `*_noise`, `action_frame_stacking`,
-    `deterministic`), `episode_duration` and `seed`; and the face's own:
+    `MnGymEnv(env, ...)` takes a catalogue id (what `gymnasium.make(id, **kwargs)` passes) or a functional env of
+    batch 1 (`mn_gym.make(id)`, or any `mn_gym.Env` in float32). With an id, every catalogue setting of the id is
+    accepted (`mn_gym.catalogue.entry(id).valid_kwargs()`; an unknown name raises and lists them): effector
+    settings (`muscle`, `integrator`, `dt`, `n_substeps`, `damping`, `muscle_params`, ...), task settings
+    (`success_radius`, `weights`, `k`, ...), sensing (`proprioception_delay`, `vision_delay`, `*_noise`,
+    `action_frame_stacking`, `deterministic`), `episode_duration` and `seed`; and the face's own:
 
     | Argument            | Default | Meaning                                                        |
     |---------------------|---------|----------------------------------------------------------------|
@@ -124,7 +125,7 @@ class MnGymEnv(gymnasium.Env):
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": MAX_RENDER_FPS}
     FACE_KWARGS = ("render_mode", "render_width", "device", "compile", "max_episode_steps")
 
-    def __init__(self, env_id: str, render_mode: str | None = None, *, render_width: int = 400,
+    def __init__(self, env: str | Env, render_mode: str | None = None, *, render_width: int = 400,
                  device: torch.device | str | None = None, compile: bool = False,
                  max_episode_steps: int | None = None, **kwargs: Any) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -132,12 +133,11 @@ class MnGymEnv(gymnasium.Env):
                              f"{render_mode!r}")
         if not isinstance(compile, bool):
             raise TypeError(f"compile must be a bool, got {compile!r}")
-        self._env_id, self._kwargs = env_id, dict(kwargs)
+        self._source, self._kwargs = env, dict(kwargs)  # what the env is rebuilt from when unpickled
         self._face = {"render_mode": render_mode, "render_width": render_width, "device": device,
                       "compile": compile, "max_episode_steps": max_episode_steps}
-        self._env = face_env(env_id, 1, self._kwargs, self.FACE_KWARGS, device=device,
-                             max_episode_steps=max_episode_steps)
-        env = self._env
+        self._env = env = self._build()
+        self._env_id = env.env_id
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": render_fps(env)}
         self.observation_space = observation_box(env.obs_size)
@@ -304,14 +304,17 @@ class MnGymEnv(gymnasium.Env):
         d = dict(d)
         generator_state = d.pop("_generator_state")
         self.__dict__.update(d)
-        f = self._face
-        self._env = face_env(self._env_id, 1, self._kwargs, self.FACE_KWARGS, device=f["device"],
-                             max_episode_steps=f["max_episode_steps"])
+        self._env = self._build()
         self._env.generator.set_state(generator_state)
         self._renderer = self._window = self._flat_step = self._flat = None
-        if self._state is not None and f["compile"]:
+        if self._state is not None and self._face["compile"]:
             self._flat_step = self._build_flat_step(self._state)
             self._flat = self._flat_step.pack(self._state)
+
+    def _build(self) -> Env:
+        f = self._face
+        return face_env(self._source, 1, self._kwargs, self.FACE_KWARGS, device=f["device"],
+                        max_episode_steps=f["max_episode_steps"])
 
     def __repr__(self) -> str:
         return f"MnGymEnv({self._env_id!r}, kwargs={self._kwargs})"

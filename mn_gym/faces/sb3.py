@@ -40,22 +40,23 @@ class MnGymVecEnv(VecEnv):
     Options (`set_options`) go to the batched reset; they must be the same for every env (e.g. a `joint_state`
     of shape (num_envs, dof)).
 
-    Args: as `MnGymVectorEnv` (`env_id`, `num_envs`, `device`, `compile`, `max_episode_steps`,
+    Args: as `MnGymVectorEnv` (`env`: an id or a functional Env, `num_envs`, `device`, `compile`, `max_episode_steps`,
     `render_mode` ("rgb_array"), `render_width`, catalogue `**kwargs`).
     """
 
     FACE_KWARGS = ("num_envs", "device", "compile", "max_episode_steps", "render_mode", "render_width")
 
-    def __init__(self, env_id: str, num_envs: int = 1, *, device: torch.device | str | None = None,
+    def __init__(self, env: str | Env, num_envs: int | None = None, *, device: torch.device | str | None = None,
                  compile: bool = False, max_episode_steps: int | None = None, render_mode: str | None = None,
                  render_width: int = 400, **kwargs: Any) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+        if num_envs is not None and (not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1):
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-        self.env_id = env_id
-        self.core = BatchCore(face_env(env_id, num_envs, kwargs, self.FACE_KWARGS, device=device, compile=compile,
+        self.core = BatchCore(face_env(env, num_envs, kwargs, self.FACE_KWARGS, device=device, compile=compile,
                                        max_episode_steps=max_episode_steps))
+        self.env_id = self.core.env.env_id
+        num_envs = self.core.num_envs
         env = self.core.env
         self.render_mode, self.render_width = render_mode, render_width  # VecEnv.__init__ reads render_mode
         self.max_episode_steps = env.max_steps

@@ -57,8 +57,9 @@ class MnGymVectorEnv(VectorEnv):
     `distance` / `goal` / `hand` and are masked out of `reward_<term>` and `is_success`.
 
     Args:
-        env_id: a catalogue id (`mn_gym.list_ids()`).
-        num_envs: batch size.
+        env: a catalogue id (`mn_gym.list_ids()`), or a functional `mn_gym.Env` (float32) whose batch is the
+            vector's (then no catalogue `kwargs`).
+        num_envs: batch size (default 1 for an id; the env's batch for an Env).
         device: torch device of the batch ("cuda" for the GPU).
         as_torch: return torch tensors on `device` (and accept them) instead of numpy arrays.
         compile: `torch.compile` the step (compiles on the first step).
@@ -77,7 +78,7 @@ class MnGymVectorEnv(VectorEnv):
                 "render_fps": MAX_RENDER_FPS}
     FACE_KWARGS = ("num_envs", "device", "as_torch", "compile", "max_episode_steps", "render_mode", "render_width")
 
-    def __init__(self, env_id: str, num_envs: int = 1, *, device: torch.device | str | None = None,
+    def __init__(self, env: str | Env, num_envs: int | None = None, *, device: torch.device | str | None = None,
                  as_torch: bool = False, compile: bool = False, max_episode_steps: int | None = None,
                  render_mode: str | None = None, render_width: int = 400, **kwargs: Any) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -85,11 +86,12 @@ class MnGymVectorEnv(VectorEnv):
                              f"{render_mode!r}")
         if not isinstance(as_torch, bool):
             raise TypeError(f"as_torch must be a bool, got {as_torch!r}")
-        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+        if num_envs is not None and (not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1):
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-        self.env_id = env_id
-        self.core = BatchCore(face_env(env_id, num_envs, kwargs, self.FACE_KWARGS, device=device, compile=compile,
+        self.core = BatchCore(face_env(env, num_envs, kwargs, self.FACE_KWARGS, device=device, compile=compile,
                                        max_episode_steps=max_episode_steps))
+        self.env_id = self.core.env.env_id
+        num_envs = self.core.num_envs
         env = self.core.env
         self.num_envs = num_envs
         self.as_torch = as_torch
