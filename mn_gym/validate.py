@@ -218,16 +218,16 @@ def replay_env(meta: dict[str, Any], data: Any, cmp: Comparison) -> None:
     settings = env_settings(meta, effector.dt)
     obs_g = data["obs"]
     n_steps = obs_g.shape[0] - 1
-    ours_names = observation_names(effector.n_muscles, settings.action_frame_stacking)
+    goal = torch.as_tensor(data["goal"], dtype=dtype)
+    joint0 = torch.as_tensor(data["joint"][0], dtype=dtype) if "joint" in data.files else \
+        torch.as_tensor(np.asarray(meta["initial_joint_state"]), dtype=dtype)
+    env, state, obs = env_from_case(effector, settings, goal, joint0)
+    ours_names = observation_names(env)
     layout = list(meta.get("obs_layout", ours_names))
     if layout != ours_names:
         raise ValueError(f"obs_layout {layout} does not match mn_gym's observation layout {ours_names}")
     # Column names with an index within each group, e.g. "proprioception: muscle length / l0_ce [2]".
     names = [f"{name} [{layout[:i].count(name)}]" for i, name in enumerate(layout)]
-    goal = torch.as_tensor(data["goal"], dtype=dtype)
-    joint0 = torch.as_tensor(data["joint"][0], dtype=dtype) if "joint" in data.files else \
-        torch.as_tensor(np.asarray(meta["initial_joint_state"]), dtype=dtype)
-    env, state, obs = env_from_case(effector, settings, goal, joint0)
     excitation = torch.as_tensor(data["excitation"], dtype=dtype)
     observations, ends = [obs], []
     with torch.no_grad():

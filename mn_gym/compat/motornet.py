@@ -67,9 +67,10 @@ ENV_EFFECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
                         "n_ministeps": 1, "save_config": {"skeleton": {"mass": 1.0}}},
 }
 # mn_gym's observation groups -> the names MotorNet's env sidecars give their columns (`obs_layout`).
-ENV_OBS_NAMES = {"target": "goal", "vision": "vision (fingertip x,y)",
-                 "length": "proprioception: muscle length / l0_ce",
-                 "velocity": "proprioception: muscle velocity / vmax", "action": "past action"}
+# mn_gym observation term -> MotorNet's name for those columns
+ENV_OBS_NAMES = {"target": "goal", "hand": "vision (fingertip x,y)",
+                 "fibre_length": "proprioception: muscle length / l0_ce",
+                 "fibre_velocity": "proprioception: muscle velocity / vmax", "past_actions": "past action"}
 ENV_KWARGS = ("max_ep_duration", "proprioception_delay", "vision_delay", "action_frame_stacking")
 ENV_NOISE_KWARGS = ("action_noise", "obs_noise", "proprioception_noise", "vision_noise")
 
@@ -217,11 +218,9 @@ def env_settings(meta: dict[str, Any], dt: float) -> EnvCaseSettings:
                            seed=int(meta.get("env_seed", 0)))
 
 
-def observation_names(n_muscles: int, action_frame_stacking: int) -> list[str]:
-    """MotorNet's `obs_layout` name of each column of mn_gym's observation for RandomReach (obs_dim names)."""
-    m = n_muscles
-    return ([ENV_OBS_NAMES["target"]] * 2 + [ENV_OBS_NAMES["vision"]] * 2 + [ENV_OBS_NAMES["length"]] * m
-            + [ENV_OBS_NAMES["velocity"]] * m + [ENV_OBS_NAMES["action"]] * (action_frame_stacking * m))
+def observation_names(env: Env) -> list[str]:
+    """MotorNet's name of each column of `env`'s observation (obs_size names), from its declared terms."""
+    return [ENV_OBS_NAMES[name] for name, size in env.observation_terms for _ in range(size)]
 
 
 def env_from_case(effector: Effector, settings: EnvCaseSettings, goal: Tensor,
