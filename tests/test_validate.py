@@ -54,6 +54,16 @@ def test_corrupted_env_case_fails(golden_dir, tmp_path):
     assert res.status == "FAIL" and any("terminated" in n for n in res.notes)
 
 
+def _perturbed_joint_case(golden_dir, tmp_path):
+    """A copy of arm26_euler_f32_random in tmp_path with one joint value moved by 1e-3."""
+    for suffix in (".json", ".npz"):
+        shutil.copy(golden_dir / f"arm26_euler_f32_random{suffix}", tmp_path / f"arm26_euler_f32_random{suffix}")
+    data = dict(np.load(tmp_path / "arm26_euler_f32_random.npz"))
+    data["joint"] = data["joint"].copy()
+    data["joint"][50, 1, 0] += 1e-3
+    np.savez(tmp_path / "arm26_euler_f32_random.npz", **data)
+
+
 def test_float64_case_is_tight(golden_dir):
     res = validate.validate_case(golden_dir / "arm26_euler_f64_random.json")
     assert res.status == "pass" and res.worst < 1e-12
@@ -61,12 +71,7 @@ def test_float64_case_is_tight(golden_dir):
 
 def test_corrupted_case_fails(golden_dir, tmp_path, capsys):
     """A perturbed golden trajectory must be caught: the replay is a real comparison."""
-    for suffix in (".json", ".npz"):
-        shutil.copy(golden_dir / f"arm26_euler_f32_random{suffix}", tmp_path / f"arm26_euler_f32_random{suffix}")
-    data = dict(np.load(tmp_path / "arm26_euler_f32_random.npz"))
-    data["joint"] = data["joint"].copy()
-    data["joint"][50, 1, 0] += 1e-3
-    np.savez(tmp_path / "arm26_euler_f32_random.npz", **data)
+    _perturbed_joint_case(golden_dir, tmp_path)
     assert validate.main([str(tmp_path)]) == 1
     assert "FAIL" in capsys.readouterr().out
 
@@ -108,12 +113,7 @@ def test_verbose_prints_every_compared_row(golden_dir, capsys):
 
 
 def test_verbose_marks_the_failing_row(golden_dir, tmp_path, capsys):
-    for suffix in (".json", ".npz"):
-        shutil.copy(golden_dir / f"arm26_euler_f32_random{suffix}", tmp_path / f"arm26_euler_f32_random{suffix}")
-    data = dict(np.load(tmp_path / "arm26_euler_f32_random.npz"))
-    data["joint"] = data["joint"].copy()
-    data["joint"][50, 1, 0] += 1e-3
-    np.savez(tmp_path / "arm26_euler_f32_random.npz", **data)
+    _perturbed_joint_case(golden_dir, tmp_path)
     assert validate.main([str(tmp_path), "--verbose"]) == 1
     failing = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("    ") and ln.endswith("FAIL")]
     assert len(failing) == 1 and failing[0].startswith("    joint[0]: max error")

@@ -161,6 +161,14 @@ class BatchCore:
         self.shape = (self.num_envs, env.action_size)
         self._renderer = None
 
+    @classmethod
+    def for_face(cls, env: str | Env, num_envs: int | None, kwargs: dict[str, Any], face_kwargs: Sequence[str],
+                 **options: Any) -> BatchCore:
+        """The lanes of a batched face: `num_envs` checked, the env from `face_env(env, num_envs, ...)`."""
+        if num_envs is not None and (not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1):
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        return cls(face_env(env, num_envs, kwargs, face_kwargs, **options))
+
     def excitation(self, actions: Any) -> Tensor:
         """Checked actions (N, M) in [-1, 1] (numpy or torch) -> excitations (N, M) on the env's device."""
         env = self.env

@@ -22,7 +22,7 @@ from gymnasium.error import ResetNeeded
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from mn_gym.faces.common import BatchCore, action_box, face_env, observation_box
+from mn_gym.faces.common import BatchCore, action_box, observation_box
 from mn_gym.functional import Env
 
 __all__ = ["MnGymVecEnv"]
@@ -51,13 +51,10 @@ class MnGymVecEnv(VecEnv):
                  render_width: int = 400, **kwargs: Any) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        if num_envs is not None and (not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1):
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-        self.core = BatchCore(face_env(env, num_envs, kwargs, self.FACE_KWARGS, device=device, compile=compile,
-                                       max_episode_steps=max_episode_steps))
-        self.env_id = self.core.env.env_id
-        num_envs = self.core.num_envs
-        env = self.core.env
+        self.core = BatchCore.for_face(env, num_envs, kwargs, self.FACE_KWARGS, device=device, compile=compile,
+                                       max_episode_steps=max_episode_steps)
+        env, num_envs = self.core.env, self.core.num_envs
+        self.env_id = env.env_id
         self.render_mode, self.render_width = render_mode, render_width  # VecEnv.__init__ reads render_mode
         self.max_episode_steps = env.max_steps
         self.muscle_names = env.effector.muscle_names

@@ -22,7 +22,6 @@ from mn_gym.faces.common import (
     MAX_RENDER_FPS,
     BatchCore,
     action_box,
-    face_env,
     observation_box,
     render_fps,
 )
@@ -86,13 +85,10 @@ class MnGymVectorEnv(VectorEnv):
                              f"{render_mode!r}")
         if not isinstance(as_torch, bool):
             raise TypeError(f"as_torch must be a bool, got {as_torch!r}")
-        if num_envs is not None and (not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1):
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-        self.core = BatchCore(face_env(env, num_envs, kwargs, self.FACE_KWARGS, device=device, compile=compile,
-                                       max_episode_steps=max_episode_steps))
-        self.env_id = self.core.env.env_id
-        num_envs = self.core.num_envs
-        env = self.core.env
+        self.core = BatchCore.for_face(env, num_envs, kwargs, self.FACE_KWARGS, device=device, compile=compile,
+                                       max_episode_steps=max_episode_steps)
+        env, num_envs = self.core.env, self.core.num_envs
+        self.env_id = env.env_id
         self.num_envs = num_envs
         self.as_torch = as_torch
         self.render_mode, self.render_width = render_mode, render_width
