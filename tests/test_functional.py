@@ -384,3 +384,21 @@ def test_reset_where_checks_its_mask():
     for bad in (torch.tensor([True]), torch.ones(3, dtype=torch.long), torch.ones(4, dtype=torch.bool)):
         with pytest.raises(ValueError, match="mask must be a bool tensor of shape"):
             env.reset_where(s, bad)
+
+
+@pytest.mark.parametrize("env_id", sorted(REGISTRY))
+def test_observation_layout_comes_from_the_declared_terms(env_id):
+    """Names and sizes are declared once (task + env); the columns, the docs table and the obs agree."""
+    from mn_gym.faces.gym import MnGymEnv
+
+    env = mn_gym.make(env_id, batch_size=3, deterministic=True, action_frame_stacking=2)
+    terms, slices = env.observation_terms, env.observation_slices()
+    assert [n for n, _ in terms] == list(slices) and sum(s for _, s in terms) == env.obs_size
+    assert [n for n, _ in terms[:len(env.task.observation_terms)]] == [n for n, _ in env.task.observation_terms]
+    documented = {line.split("`")[1] for line in MnGymEnv.__doc__.splitlines() if line.strip().startswith("| `")}
+    assert set(slices) <= documented, set(slices) - documented
+    state, obs = env.reset(seed=0)
+    shown = env.task.observe(state.task, state.t, env.dt)
+    for name, _ in env.task.observation_terms:
+        torch.testing.assert_close(obs[:, slices[name]], shown[name], rtol=0, atol=0)
+    torch.testing.assert_close(obs[:, slices["hand"]], env.effector.cartesian(state.effector)[:, :2], rtol=0, atol=0)
