@@ -4,6 +4,7 @@ To keep the suite within its budget two training lengths are cut: the BPTT loop'
 and PPO's `learn(200_000)` to one rollout. Shell blocks are the CLI, exercised in tests/test_cli.py.
 """
 
+import os
 import re
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 SHORTER = {"range(500)": "range(3)", ".learn(200_000)": ".learn(4096)"}
 
@@ -25,5 +27,7 @@ def test_readme_block_runs(index, tmp_path):
     code = BLOCKS[index]
     for long, short in SHORTER.items():
         code = code.replace(long, short)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                         env=env)  # this checkout's mn_gym, whatever is installed
     assert out.returncode == 0, f"README block {index} failed:\n{BLOCKS[index]}\n{out.stderr[-3000:]}"
