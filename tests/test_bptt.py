@@ -1,4 +1,5 @@
-"""The BPTT trainer (mn_gym.train): learning, checkpoints and resume, truncated windows, files, bad input.
+"""The BPTT trainer (mn_gym.train): learning, checkpoints and resume, truncated windows, files, bad input; the
+spine it shares with the SB3 trainer (one TrainResult, the progress display).
 
 Small and fast: batch 8, evaluation on 32 held-out episodes, a handful of iterations.
 """
@@ -6,14 +7,16 @@ Small and fast: batch 8, evaluation on 32 held-out episodes, a handful of iterat
 from __future__ import annotations
 
 import csv
+import io
 import math
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 import torch
 
 import mn_gym
-from mn_gym.train import BPTTSettings, HeldOut, detach_state, load_checkpoint, lr_factor, train_bptt
+from mn_gym.train import BPTTSettings, HeldOut, PPOSettings, detach_state, load_checkpoint, lr_factor, train_bptt
+from mn_gym.train.common import Budget, Progress, TrainResult
 
 ENV = "PointMassReach-v0"
 SMALL = BPTTSettings(batch_size=8, n_hidden=16, compile_effector=False)
@@ -131,3 +134,49 @@ def test_detach_state_and_lr_factor():
     assert lr_factor("cosine", 0.0, 0.1) == 1.0 and lr_factor("cosine", 1.0, 0.1) == pytest.approx(0.1)
     assert lr_factor("exponential", 0.5, 0.01) == pytest.approx(0.1) and lr_factor("constant", 0.7, 0.1) == 1.0
 
+
+def test_one_train_result_for_both_trainers(tmp_path):
+    from mn_gym.train.sb3 import train_sb3
+
+    bptt = train_bptt(ENV, small(eval_every=1), iterations=2, out_dir=tmp_path / "bptt", **FAST)
+    ppo = train_sb3(ENV, PPOSettings(n_envs=4, n_steps=16, batch_size=32), steps=128, n_evals=2,
+                    out_dir=tmp_path / "ppo", **FAST)
+    for r, algo in ((bptt, "bptt"), (ppo, "ppo")):
+        assert type(r) is TrainResult and r.final is r.curve[-1] and r.out_dir is not None
+        assert r.env_steps == int(r.final["env_steps"]) > 0 and r.train_time_s > 0
+        assert r.config["algo"] == algo and r.config["eval_batch"] == 32 and r.config["env_id"] == ENV
+        assert 0.0 <= r.final["eval_success_rate"] <= 1.0 and r.final["eval_final_distance"] > 0
+        assert (r.out_dir / "metrics.csv").is_file()
+    assert (bptt.iterations, bptt.env_steps, ppo.iterations, ppo.skipped) == (2, 2 * 8 * 100, None, 0)
+    assert {f.name for f in fields(TrainResult)} >= {"policy", "curve", "env_steps", "train_time_s", "config"}
+    assert ppo.config["n_envs"] == 4 and bptt.config["batch_size"] == 8
+
+
+class LogFile(io.StringIO):
+    def isatty(self) -> bool:
+        return False
+
+
+def test_progress_in_a_log_file_is_a_few_plain_lines(capsys):
+    """Not a terminal: one plain line per tenth of the budget and none between, whatever the update rate."""
+    log = LogFile()
+    bar = Progress("ArmReach-v0", Budget(5000, None, "iterations", "it"), stream=log)
+    for i in range(1, 5001):
+        bar.update(i, 0.0, loss=0.5)
+    bar.close()
+    lines = log.getvalue().splitlines()  # splitlines also splits at carriage returns (tqdm's redraws)
+    assert len(lines) == 10 and "\r" not in log.getvalue()
+    assert lines[-1].startswith("ArmReach-v0: 100%") and "5000/5000" in lines[-1] and "loss=0.5000" in lines[-1]
+
+    log = LogFile()  # a time budget counts seconds; a resumed run starts at its fraction, without a burst of lines
+    bar = Progress("ArmReach-v0", Budget(None, 60.0, "iterations", "it"), 0, 30.0, stream=log)
+    for t in range(300, 451):
+        bar.update(0, t / 10)
+    bar.close()
+    lines = log.getvalue().splitlines()  # at 60 %, 70 % and the end
+    assert [line.split("|")[0] for line in lines] == ["ArmReach-v0:  60%", "ArmReach-v0:  70%", "ArmReach-v0:  75%"]
+    assert "45/60 s" in lines[-1]
+
+    train_bptt(ENV, small(eval_every=5), iterations=10, held_out=HELD_OUT)  # progress on (captured: not a TTY)
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 10 and all(line.startswith(f"{ENV}: ") for line in err.splitlines())
