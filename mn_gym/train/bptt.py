@@ -26,7 +26,7 @@ import math
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 from torch import Tensor, nn
@@ -78,7 +78,7 @@ def lr_factor(schedule: LRSchedule, progress: float, final_fraction: float) -> f
         return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * p))
     if schedule == "exponential":
         return final_fraction ** p
-    raise ValueError(f"lr_schedule must be 'constant', 'cosine' or 'exponential', got {schedule!r}")
+    raise ValueError(f"lr_schedule must be one of {get_args(LRSchedule)}, got {schedule!r}")
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
