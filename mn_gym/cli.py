@@ -27,6 +27,8 @@ import torch
 import mn_gym
 from mn_gym import catalogue
 from mn_gym.train import runs
+from mn_gym.train.common import EVAL_EPISODES, EVAL_SEED
+from mn_gym.train.settings import SETTINGS, Settings, describe
 
 __all__ = ["main"]
 
@@ -56,27 +58,47 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- train
-def _value(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text  # a bare word: a string setting such as lr_schedule=cosine
-
-
-def _pairs(items: list[str] | None, what: str) -> dict[str, Any]:
+def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    """`KEY=VALUE` arguments as {key: value text}."""
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise runs.RunError(f"{what} must look like key=value, got {item!r}")
-        out[key] = _value(value)
+        out[key] = value
     return out
+
+
+def _literal(text: str) -> Any:
+    """A catalogue override's value: a Python literal (`0.03`, `'rk4'`, `[1, 2]`), or the text itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _settings(algo: str, texts: dict[str, str]) -> Settings:
+    if algo not in SETTINGS:
+        raise runs.RunError(f"unknown algo {algo!r}; choose one of {', '.join(SETTINGS)}")
+    return SETTINGS[algo].parse(texts)
+
+
+def _show_settings() -> None:
+    """Every algo's settings: name, type, default and doc of each field."""
+    for algo, cls in SETTINGS.items():
+        print(f"{algo} ({cls.__name__}): {cls.__doc__}")
+        rows = describe(cls)
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        for row in rows:
+            print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[3])
+        print()
+    print("Override with --set KEY=VALUE (a Python literal, or a bare word for a string), e.g. --set lr=3e-3")
 
 
 def _add_budget(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minutes", type=float, help="training wall-clock budget (evaluation excluded)")
     p.add_argument("--steps", type=int, help="env-step budget (with or instead of --minutes; first reached stops)")
-    p.add_argument("--eval-episodes", type=int, default=1024,
+    p.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES,
                    help="held-out episodes of each evaluation during training")
 
 
@@ -88,15 +110,15 @@ def _add_settings(p: argparse.ArgumentParser, sweep: bool = False) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.show_settings:
-        for algo in runs.ALGOS:
-            print(f"{algo}: {runs.algo_settings(algo)}")
+        _show_settings()
         return 0
+    settings = _settings(args.algo, _pairs(args.settings, "--set"))
+    env_kwargs = {k: _literal(v) for k, v in _pairs(args.env_set, "--env-set").items()}
     torch.set_num_threads(args.threads)
     out = args.out or Path("runs") / args.env / args.algo / f"seed{args.seed}"
-    summary = runs.train(args.env, args.algo, out, seed=args.seed, minutes=args.minutes, steps=args.steps,
-                         device=args.device, resume=args.resume, overwrite=args.overwrite,
-                         progress=not args.no_progress, settings=_pairs(args.settings, "--set"),
-                         env_kwargs=_pairs(args.env_set, "--env-set"), eval_batch=args.eval_episodes,
+    summary = runs.train(args.env, args.algo, out, settings=settings, seed=args.seed, minutes=args.minutes,
+                         steps=args.steps, device=args.device, resume=args.resume, overwrite=args.overwrite,
+                         progress=not args.no_progress, env_kwargs=env_kwargs, eval_batch=args.eval_episodes,
                          command="mn-gym " + shlex.join(sys.argv[1:]) if args.record_command else None)
     print(f"{summary['env_id']} {summary['algo']} seed {summary['seed']}: {summary['env_steps']:,} env steps, "
           f"{summary['train_time_s'] / 60:.1f} min training: held-out success "
@@ -142,12 +164,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from mn_gym.train.sweep import sweep
 
-    settings: dict[str, dict[str, Any]] = {}
+    texts: dict[str, dict[str, str]] = {}
     for key, value in _pairs(args.settings, "--set").items():
         algo, dot, name = key.partition(".")
         if not dot:
             raise runs.RunError(f"sweep settings name their algo: ALGO.KEY=VALUE, got {key!r}")
-        settings.setdefault(algo, {})[name] = value
+        texts.setdefault(algo, {})[name] = value
+    settings = {algo: _settings(algo, values) for algo, values in texts.items()}
     rows = sweep(args.envs, args.algos, args.seeds, args.out, minutes=args.minutes, steps=args.steps,
                  settings=settings, eval_batch=args.eval_episodes, address=args.address, workers=args.workers,
                  cpus_per_trial=args.cpus_per_trial,
@@ -195,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-record-command", dest="record_command", action="store_false",
                    help="do not store the command line in summary.json")
-    p.add_argument("--show-settings", action="store_true", help="print every algo's default settings and exit")
+    p.add_argument("--show-settings", action="store_true",
+                   help="list every algo's settings (name, type, default, doc) and exit")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="success rate, mean final distance and trajectory plot of a trained run",
@@ -203,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(deterministic env, fixed seed) and plot hand trajectories into <run>/trajectories.png.")
     p.add_argument("run", type=Path, help="a run folder written by 'mn-gym train'")
     p.add_argument("--env", help="env id to evaluate on (must be the run's own)")
-    p.add_argument("--episodes", type=int, default=1024)
-    p.add_argument("--seed", type=int, default=12345, help="seed of the held-out episodes")
+    p.add_argument("--episodes", type=int, default=EVAL_EPISODES)
+    p.add_argument("--seed", type=int, default=EVAL_SEED, help="seed of the held-out episodes")
     p.add_argument("--json", help="also write the result to this JSON file")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--threads", type=int, default=1)

@@ -5,11 +5,13 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pytest
 
 from mn_gym import cli
 from mn_gym.train import runs
+from mn_gym.train.settings import SETTINGS, BPTTSettings, PPOSettings, SACSettings, describe
 
 # Tiny settings so that each algo makes a few updates in seconds.
 TINY = {
@@ -32,6 +34,12 @@ def run_cli(*argv, expect=0):
 def train_tiny(out, algo="bptt", env="PointMassReach-v0", *extra, expect=0):
     run_cli("train", "--algo", algo, "--env", env, "--out", out, "--no-progress", "--eval-episodes", 128,
             *TINY[algo], *extra, expect=expect)
+
+
+def tiny_settings(algo):
+    """TINY[algo]'s `--set` overrides as the settings dataclass they build."""
+    pairs = TINY[algo][1:-2:2]
+    return SETTINGS[algo].parse(dict(p.split("=", 1) for p in pairs))
 
 
 def read_curve(run_dir):
@@ -71,6 +79,7 @@ def test_train_eval_each_algo(algo, tmp_path, capsys):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["algo"] == algo and summary["env_steps"] > 0
+    assert json.loads((out / "run.json").read_text())["settings"] == asdict(tiny_settings(algo)) == summary["settings"]
     assert 0.0 <= summary["final_eval_success_rate"] <= 1.0 and summary["final_eval_distance_m"] > 0
     curve = read_curve(out)
     assert len(curve) >= 2 and int(curve[-1]["env_steps"]) == summary["env_steps"]
@@ -221,3 +230,57 @@ def test_sweep_local_ray(tmp_path, capsys):
     with (out / "trials.csv").open() as f:
         statuses = [t["status"] for t in csv.DictReader(f)]
     assert statuses.count("reused") == 7 and statuses.count("done") == 1
+
+
+def test_settings_are_typed_dataclasses():
+    """`--set` text is read against the field types; defaults are the tuned values; bad values name the key."""
+    s = BPTTSettings.parse({"lr": "3e-3", "lr_schedule": "exponential", "truncation": "None", "grad_clip": "2"})
+    assert (s.lr, s.lr_schedule, s.truncation, s.grad_clip) == (3e-3, "exponential", None, 2.0)
+    assert isinstance(s.grad_clip, float) and s.batch_size == 128 and s.compile_effector is True
+    assert PPOSettings().policy_kwargs == {"net_arch": [128, 128], "log_std_init": -1.0}
+    assert PPOSettings().policy_kwargs is not PPOSettings().policy_kwargs  # no shared mutable default
+    assert SACSettings.parse({"train_freq": "(1, 'episode')"}).train_freq == (1, "episode")
+    cases = [
+        (lambda: BPTTSettings.parse({"lr": "fast"}), "bptt setting lr must be float, got 'fast'"),
+        (lambda: BPTTSettings.parse({"batch_size": "1.5"}), "bptt setting batch_size must be int, got 1.5"),
+        (lambda: BPTTSettings.parse({"compile_effector": "1"}), "compile_effector must be bool"),
+        (lambda: BPTTSettings(lr_schedule="linear"), "must be 'constant' | 'cosine' | 'exponential', got 'linear'"),
+        (lambda: BPTTSettings(batch_size=0), "bptt setting batch_size must be > 0, got 0"),
+        (lambda: BPTTSettings(lr_final=2.0), "lr_final must be in (0, 1], got 2.0"),
+        (lambda: PPOSettings.from_dict({"n_envz": 3}), "unknown ppo setting(s) ['n_envz']; valid: n_envs, n_steps"),
+    ]
+    for make, message in cases:
+        with pytest.raises(ValueError) as info:
+            make()
+        assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bad_settings_on_the_command_line(tmp_path, capsys):
+    base = ["train", "--env", "PointMassReach-v0", "--out", tmp_path / "x", "--no-progress", "--steps", 10**6]
+    cases = [
+        ([*base, "--set", "lr=fast"], "bptt setting lr must be float, got 'fast'"),
+        ([*base, "--algo", "sac", "--set", "learning_starts=1e3"], "sac setting learning_starts must be int"),
+        ([*base, "--set", "lr_schedule=linear"], "lr_schedule must be 'constant' | 'cosine' | 'exponential'"),
+        ([*base, "--algo", "ppo", "--set", "lr=1e-3"], "valid: n_envs, n_steps, batch_size"),
+        (["sweep", "--envs", "ArmReach-v0", "--algos", "ppo", "--steps", 10**6, "--out", tmp_path / "s",
+          "--set", "ppo.n_envs=many"], "ppo setting n_envs must be int, got 'many'"),
+        (["sweep", "--envs", "ArmReach-v0", "--algos", "ppo", "--steps", 10**6, "--out", tmp_path / "s",
+          "--set", "dqn.n_envs=4"], "unknown algo 'dqn'"),
+    ]
+    for argv, message in cases:
+        run_cli(*argv, expect=2)
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (argv, err)
+    assert not (tmp_path / "x").exists() and not (tmp_path / ".x.partial").exists()
+
+
+def test_show_settings_lists_every_field(capsys):
+    run_cli("train", "--show-settings")
+    lines = capsys.readouterr().out.splitlines()
+    for algo, cls in SETTINGS.items():
+        assert any(line.startswith(f"{algo} ({cls.__name__})") for line in lines), algo
+        for name, kind, default, doc in describe(cls):
+            assert any(line.split()[:1] == [name] and kind in line and default in line and line.endswith(doc)
+                       for line in lines), (algo, name)
+    assert ("lr_schedule", "'constant' | 'cosine' | 'exponential'", "'cosine'",
+            "learning-rate decay over the budget") in describe(BPTTSettings)

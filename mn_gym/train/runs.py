@@ -21,24 +21,23 @@ import platform
 import shutil
 import tempfile
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 import mn_gym
-from mn_gym import catalogue, plots
-from mn_gym.train.bptt import evaluate, load_checkpoint, train_bptt
+from mn_gym import plots
+from mn_gym.train.bptt import CHECKPOINT, load_checkpoint, train_bptt
+from mn_gym.train.common import EVAL_EPISODES, EVAL_SEED, HeldOut
+from mn_gym.train.settings import ALGOS, SETTINGS, Settings
 
-__all__ = ["ALGOS", "BPTT_SETTINGS", "RunError", "evaluate_run", "load_policy", "load_run", "train"]
+__all__ = ["ALGOS", "RunError", "check_request", "evaluate_run", "load_policy", "load_run", "train"]
 
-ALGOS = ("bptt", "ppo", "sac", "recurrent-ppo")
 RUN_FILE, SUMMARY, CURVE_PNG, TRAJ_PNG = "run.json", "summary.json", "curve.png", "trajectories.png"
 SUCCESS_THRESHOLD = 0.8
-# BPTT settings tuned on ArmReach-v0 / PointMassReach-v0 (baselines/README.md), used for every env.
-BPTT_SETTINGS: dict[str, Any] = {"batch_size": 128, "lr": 1e-2, "n_hidden": 64, "lr_schedule": "cosine",
-                                 "lr_final": 0.02, "eval_every": 25, "compile_effector": True, "grad_clip": 1.0,
-                                 "truncation": None}
+TRAJECTORY_EPISODES = 16  # episodes drawn in trajectories.png
 
 
 class RunError(ValueError):
@@ -46,23 +45,17 @@ class RunError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------ validation
-def algo_settings(algo: str) -> dict[str, Any]:
-    """The default settings of `algo` (what `settings=` may override)."""
-    if algo == "bptt":
-        return dict(BPTT_SETTINGS)
-    from mn_gym.train.rl import RL_ALGOS
-
-    return dict(RL_ALGOS[algo])
-
-
-def check_request(env_id: str, algo: str, minutes: float | None, steps: int | None,
-                  settings: dict[str, Any], eval_batch: int = 1024) -> None:
-    """Raise `RunError` for an unknown env or algo, a missing or impossible budget, unknown settings or a
-    non-positive number of evaluation episodes."""
+def check_request(env_id: str, algo: str, minutes: float | None, steps: int | None, settings: Settings | None = None,
+                  eval_batch: int = EVAL_EPISODES, env_kwargs: dict[str, Any] | None = None) -> Settings:
+    """Raise `RunError` for an unknown env or algo, a missing or impossible budget, settings of another algo or a
+    non-positive number of evaluation episodes; return the settings (`algo`'s defaults when None)."""
     if env_id not in mn_gym.list_ids():
         raise RunError(f"unknown env id {env_id!r}; registered: {', '.join(mn_gym.list_ids())}")
     if algo not in ALGOS:
         raise RunError(f"unknown algo {algo!r}; choose one of {', '.join(ALGOS)}")
+    settings = SETTINGS[algo]() if settings is None else settings
+    if settings.algo != algo:
+        raise RunError(f"{type(settings).__name__} are {settings.algo} settings, not {algo} ones")
     if minutes is None and steps is None:
         raise RunError("give a budget: minutes of training and/or env steps")
     if minutes is not None and not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
@@ -71,24 +64,12 @@ def check_request(env_id: str, algo: str, minutes: float | None, steps: int | No
         raise RunError(f"the step budget must be a positive integer number of env steps, got {steps!r}")
     if not (isinstance(eval_batch, int) and eval_batch > 0):
         raise RunError(f"evaluation episodes must be a positive integer, got {eval_batch!r}")
-    defaults = algo_settings(algo)
-    unknown = sorted(set(settings) - set(defaults))
-    if unknown:
-        raise RunError(f"unknown {algo} setting(s) {unknown}; valid: {sorted(defaults)}")
     if steps is not None:
-        need = minimum_steps(env_id, algo, {**defaults, **settings})
-        if steps < need:
-            raise RunError(f"a budget of {steps} env steps is too small for one {algo} update on {env_id}: "
-                           f"it needs at least {need}")
-
-
-def minimum_steps(env_id: str, algo: str, settings: dict[str, Any]) -> int:
-    """Env steps of one update: a BPTT batch of whole episodes, a PPO rollout, or SAC's warm-up."""
-    if algo == "bptt":
-        return settings["batch_size"] * catalogue.make(env_id).max_steps
-    from mn_gym.train.rl import min_steps
-
-    return min_steps(algo, settings)
+        try:
+            settings.check_steps(steps, mn_gym.make(env_id, **(env_kwargs or {})).max_steps)
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
+    return settings
 
 
 def check_writable(out: Path) -> None:
@@ -156,46 +137,45 @@ def _publish(partial: Path, out: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- train
-def train(env_id: str, algo: str, out: str | Path, *, seed: int = 0, minutes: float | None = None,
-          steps: int | None = None, device: str = "cpu", resume: bool = False, overwrite: bool = False,
-          progress: bool = True, settings: dict[str, Any] | None = None, env_kwargs: dict[str, Any] | None = None,
-          eval_batch: int = 1024, eval_seed: int = 12345, success_threshold: float = SUCCESS_THRESHOLD,
+def train(env_id: str, algo: str, out: str | Path, *, settings: Settings | None = None, seed: int = 0,
+          minutes: float | None = None, steps: int | None = None, device: str = "cpu", resume: bool = False,
+          overwrite: bool = False, progress: bool = True, env_kwargs: dict[str, Any] | None = None,
+          eval_batch: int = EVAL_EPISODES, eval_seed: int = EVAL_SEED, success_threshold: float = SUCCESS_THRESHOLD,
           command: str | None = None) -> dict[str, Any]:
     """Train `algo` on `env_id` into the run folder `out`; return the summary (also in `out/summary.json`).
 
     Budgets: `minutes` of training wall-clock (evaluation excluded) and/or `steps` env steps; training stops
-    at whichever comes first. `settings` override the algo's defaults (`algo_settings(algo)`), `env_kwargs`
-    the catalogue's. Evaluation: the held-out episodes of `eval_batch` starts seeded with `eval_seed`.
-    The summary reports the final and best held-out distance and success rate, and the env steps and training
-    seconds at which the success rate first reached `success_threshold` (None when it never did)."""
-    settings, env_kwargs, out = dict(settings or {}), dict(env_kwargs or {}), Path(out)
-    check_request(env_id, algo, minutes, steps, settings, eval_batch)
+    at whichever comes first. `settings`: the algo's (`mn_gym.train.settings.SETTINGS[algo]`; default its tuned
+    values); `env_kwargs`: catalogue overrides. Evaluation: the held-out episodes of `eval_batch` starts seeded
+    with `eval_seed`. The summary reports the final and best held-out distance and success rate, and the env
+    steps and training seconds at which the success rate first reached `success_threshold` (None when it never
+    did)."""
+    env_kwargs, out = dict(env_kwargs or {}), Path(out)
+    settings = check_request(env_id, algo, minutes, steps, settings, eval_batch, env_kwargs)
     check_writable(out)
     work = _workdir(out, env_id, algo, resume, overwrite)
-    full = {**algo_settings(algo), **settings}
-    run = {"env_id": env_id, "algo": algo, "seed": seed, "settings": full, "env_kwargs": env_kwargs,
+    run = {"env_id": env_id, "algo": algo, "seed": seed, "settings": asdict(settings), "env_kwargs": env_kwargs,
            "device": device, "mn_gym_version": mn_gym.__version__}
     (work / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
-    time_budget = None if minutes is None else 60.0 * minutes
     started = time.time()
-    env = catalogue.make(env_id, **env_kwargs)  # episode length and success radius
+    # the held-out episodes, built once: the trainer evaluates on them; they give the episode length and radius
+    held_out = HeldOut.make(env_id, eval_batch, eval_seed, env_kwargs, device)
+    time_budget = None if minutes is None else 60.0 * minutes
+    common = {"time_budget": time_budget, "seed": seed, "device": device, "env_kwargs": env_kwargs,
+              "held_out": held_out, "out_dir": work, "resume": resume, "progress": progress}
     if algo == "bptt":
-        iterations = None if steps is None else steps // (full["batch_size"] * env.max_steps)
-        eval_every = full["eval_every"] if iterations is None or minutes is not None else max(1, iterations // 20)
-        result = train_bptt(env_id, iterations=iterations, time_budget=time_budget, seed=seed, out_dir=work,
-                            resume=resume, progress=progress, env_kwargs=env_kwargs, device=device,
-                            eval_batch=eval_batch, eval_seed=eval_seed,
-                            **{**full, "eval_every": eval_every})
+        iterations = None if steps is None else steps // (settings.batch_size * held_out.env.max_steps)
+        if minutes is None:  # a step budget alone: about 20 evaluations over it (run.json keeps the setting)
+            settings = replace(settings, eval_every=max(1, iterations // 20))
+        result = train_bptt(env_id, settings, iterations=iterations, **common)
     else:
-        from mn_gym.train.rl import train_sb3
+        from mn_gym.train.sb3 import train_sb3  # stable-baselines3 is imported for RL runs only
 
-        result = train_sb3(env_id, algo, steps=steps, time_budget=time_budget, seed=seed, out_dir=work,
-                           resume=resume, progress=progress, env_kwargs=env_kwargs, device=device,
-                           eval_batch=eval_batch, eval_seed=eval_seed, **settings)
-    curve, policy, train_time = result.curve, result.policy, result.train_time_s
-    summary = _summary(run, curve, train_time, success_threshold, minutes, steps, command, started)
-    plots.learning_curves({algo: [curve]}, work / CURVE_PNG, _title(summary), env.task.success_radius)
-    _plot_trajectories(env_id, env_kwargs, policy, work / TRAJ_PNG, eval_seed, _title(summary))
+        result = train_sb3(env_id, settings, steps=steps, **common)
+    summary = _summary(run, result.curve, result.train_time_s, success_threshold, minutes, steps, command, started)
+    plots.learning_curves({algo: [result.curve]}, work / CURVE_PNG, _title(summary),
+                          held_out.env.task.success_radius)
+    _plot_trajectories(env_id, env_kwargs, result.policy, work / TRAJ_PNG, eval_seed, _title(summary))
     (work / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     _publish(work, out)
     return summary
@@ -233,28 +213,26 @@ def load_policy(run_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     if run["algo"] == "bptt":
-        checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+        checkpoint = load_checkpoint(run_dir / CHECKPOINT)
         spec = checkpoint["policy_spec"]
         policy = mn_gym.GRUPolicy(spec["n_obs"], spec["n_muscles"], n_hidden=spec["n_hidden"])
         policy.load_state_dict(checkpoint["policy"])
         return run, policy.eval()
-    from mn_gym.train.rl import load_sb3_policy
+    from mn_gym.train.sb3 import load_sb3_policy  # stable-baselines3 is imported for RL runs only
 
     return run, load_sb3_policy(run_dir, run["algo"], run["env_id"])
 
 
 def _plot_trajectories(env_id: str, env_kwargs: dict[str, Any], policy: torch.nn.Module, path: Path, seed: int,
                        title: str) -> None:
-    env = catalogue.make(env_id, batch_size=16, seed=seed, **{**env_kwargs, "deterministic": True})
-    with torch.no_grad():
-        ro = mn_gym.rollout(env, policy, seed=seed)
-    plots.trajectories(ro, path, title, env.task.success_radius, env.dt)
+    episodes = HeldOut.make(env_id, TRAJECTORY_EPISODES, seed, env_kwargs)
+    plots.trajectories(episodes.rollout(policy), path, title, episodes.env.task.success_radius, episodes.env.dt)
 
 
-def evaluate_run(run_dir: str | Path, *, env_id: str | None = None, episodes: int = 1024, seed: int = 12345,
-                 plot: bool = True) -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, *, env_id: str | None = None, episodes: int = EVAL_EPISODES,
+                 seed: int = EVAL_SEED, plot: bool = True) -> dict[str, Any]:
     """Success rate and mean final distance of a run's policy on `episodes` held-out episodes (deterministic env
-    seeded with `seed`); with `plot`, also writes `trajectories.png` into the run folder.
+    seeded with `seed`, as during training); with `plot`, also writes `trajectories.png` into the run folder.
 
     `env_id` (default: the run's) must be the env the policy was trained on."""
     run_dir = Path(run_dir)
@@ -263,9 +241,7 @@ def evaluate_run(run_dir: str | Path, *, env_id: str | None = None, episodes: in
         raise RunError(f"the policy in {run_dir} was trained on {run['env_id']}, not {env_id}: its observations "
                        "and muscles do not carry over")
     _, policy = load_policy(run_dir)
-    env = catalogue.make(run["env_id"], batch_size=episodes, seed=seed,
-                         **{**run["env_kwargs"], "deterministic": True})
-    metrics = evaluate(env, policy, seed)
+    metrics = HeldOut.make(run["env_id"], episodes, seed, run["env_kwargs"]).evaluate(policy)
     result = {"env_id": run["env_id"], "algo": run["algo"], "seed": run["seed"], "episodes": episodes,
               "eval_seed": seed, "success_rate": metrics["eval_success_rate"],
               "mean_final_distance_m": metrics["eval_final_distance"], "mean_loss": metrics["eval_loss"]}

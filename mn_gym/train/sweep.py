@@ -24,6 +24,8 @@ from typing import Any
 
 from mn_gym import catalogue, plots
 from mn_gym.train import runs
+from mn_gym.train.common import EVAL_EPISODES
+from mn_gym.train.settings import Settings
 
 __all__ = ["TRIAL_FIELDS", "sweep", "table_markdown"]
 
@@ -32,7 +34,7 @@ TRIAL_FIELDS = ("env_id", "algo", "seed", "status", "final_eval_success_rate", "
                 "run_dir", "error")
 
 
-def _trial(env_id: str, algo: str, seed: int, run_dir: str, budget: dict[str, Any], settings: dict[str, Any],
+def _trial(env_id: str, algo: str, seed: int, run_dir: str, budget: dict[str, Any], settings: Settings,
            eval_batch: int, threads: int, overwrite: bool, command: str | None) -> dict[str, Any]:
     """One trial in a Ray worker: train (or reuse a finished run); never raises, reports errors in the row."""
     import torch
@@ -53,15 +55,15 @@ def _trial(env_id: str, algo: str, seed: int, run_dir: str, budget: dict[str, An
 
 
 def sweep(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], out: str | Path, *,
-          minutes: float | None = None, steps: int | None = None, settings: dict[str, dict[str, Any]] | None = None,
-          eval_batch: int = 1024, address: str | None = None, workers: int = 2, cpus_per_trial: int = 1,
+          minutes: float | None = None, steps: int | None = None, settings: dict[str, Settings] | None = None,
+          eval_batch: int = EVAL_EPISODES, address: str | None = None, workers: int = 2, cpus_per_trial: int = 1,
           overwrite: bool = False,
           progress: bool = True, command: str | None = None) -> list[dict[str, Any]]:
     """Run the grid on Ray and return one row per trial (`TRIAL_FIELDS`); see the module docstring.
 
-    settings: algo -> setting overrides (as `runs.train`'s `settings`). eval_batch: held-out episodes per
-    evaluation. workers: concurrent local trials
-    (ignored with `address`: the cluster's resources decide)."""
+    settings: algo -> its settings (`runs.train`'s `settings`; default the algo's tuned values). eval_batch:
+    held-out episodes per evaluation. workers: concurrent local trials (ignored with `address`: the cluster's
+    resources decide)."""
     try:
         import ray
     except ImportError as exc:
@@ -72,9 +74,9 @@ def sweep(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], out: 
     unknown = sorted(set(settings) - set(algos))
     if unknown:
         raise runs.RunError(f"settings given for algo(s) {unknown} that are not in the sweep {list(algos)}")
-    for env_id in envs:  # every request is checked before any trial starts
-        for algo in algos:
-            runs.check_request(env_id, algo, minutes, steps, settings.get(algo, {}), eval_batch)
+    for algo in algos:  # every request is checked before any trial starts
+        for env_id in envs:
+            settings[algo] = runs.check_request(env_id, algo, minutes, steps, settings.get(algo), eval_batch)
     if len(set(seeds)) != len(seeds):
         raise runs.RunError(f"seeds repeat: {list(seeds)}")
     if workers < 1 or cpus_per_trial < 1:
@@ -91,7 +93,7 @@ def sweep(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], out: 
     remote = ray.remote(num_cpus=cpus_per_trial)(_trial)
     budget = {"minutes": minutes, "steps": steps}
     pending = [remote.remote(env_id, algo, seed, str(out / env_id / algo / f"seed{seed}"), budget,
-                             settings.get(algo, {}), eval_batch, cpus_per_trial, overwrite, command)
+                             settings[algo], eval_batch, cpus_per_trial, overwrite, command)
                for env_id in envs for algo in algos for seed in seeds]
     bar = None
     if progress:

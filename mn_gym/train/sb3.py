@@ -1,0 +1,227 @@
+"""Reinforcement learning with stable-baselines3 on the batched SB3 face: PPO, SAC and RecurrentPPO.
+
+    from mn_gym.train.sb3 import train_sb3
+    from mn_gym.train.settings import PPOSettings
+    result = train_sb3("ArmReach-v0", PPOSettings(n_envs=64), time_budget=600, out_dir="runs/arm-ppo")
+
+The agent trains on `VecNormalize(VecMonitor(MnGymVecEnv(env_id, n_envs)))` (observations and rewards
+normalised). Evaluation runs every 1/`n_evals` of the budget on the same held-out episodes as BPTT's (`HeldOut`),
+with the agent's deterministic action, so the two methods are scored alike: mean final hand-target distance (m)
+and success rate. Budgets: `steps` (env steps, summed over the `n_envs` lanes) and/or `time_budget` (training
+seconds: acting, env steps and gradient updates), see `Budget`.
+
+Files in `out_dir`: `metrics.csv` (the learning curve), `model.zip` (the agent), `vecnormalize.pkl` (the
+observation statistics) and `progress.pt` (curve and clocks, for `resume`), written at every evaluation;
+SB3's own training scalars and the curve go to `tensorboard/` when TensorBoard is installed.
+SAC resumes with an empty replay buffer (the buffer is not saved).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+from torch import Tensor, nn
+
+from mn_gym.faces.common import action_to_excitation
+from mn_gym.faces.sb3 import MnGymVecEnv
+from mn_gym.train.common import (
+    Budget,
+    Clock,
+    HeldOut,
+    LearningCurve,
+    Progress,
+    TrainResult,
+    atomic,
+    check_env_kwargs,
+    check_positive,
+    save_atomic,
+    tensorboard_dir,
+)
+from mn_gym.train.settings import SETTINGS, PPOSettings, RecurrentPPOSettings, SACSettings
+
+__all__ = ["CURVE_FIELDS", "SB3Policy", "load_sb3_policy", "train_sb3"]
+
+MODEL, NORMALIZER, PROGRESS = "model.zip", "vecnormalize.pkl", "progress.pt"
+CURVE_FIELDS = ("env_steps", "train_time_s", "elapsed_s", "train_episode_reward", "eval_final_distance",
+                "eval_success_rate", "eval_loss")
+SB3Settings = PPOSettings | RecurrentPPOSettings | SACSettings
+
+
+def _algorithm(algo: str) -> tuple[type[BaseAlgorithm], str]:
+    """The SB3 class and policy name of `algo`."""
+    if algo == "ppo":
+        from stable_baselines3 import PPO
+        return PPO, "MlpPolicy"
+    if algo == "sac":
+        from stable_baselines3 import SAC
+        return SAC, "MlpPolicy"
+    if algo == "recurrent-ppo":
+        try:
+            from sb3_contrib import RecurrentPPO
+        except ImportError as exc:
+            raise ImportError("recurrent-ppo needs sb3-contrib: pip install 'mn_gym[sb3]'") from exc
+        return RecurrentPPO, "MlpLstmPolicy"
+    raise ValueError(f"unknown RL algorithm {algo!r}; choose one of {[a for a in SETTINGS if a != 'bptt']}")
+
+
+class SB3Policy(nn.Module):
+    """A stable-baselines3 agent as an mn_gym policy: `(obs (B, n_obs), hidden) -> (excitation (B, m), hidden)`.
+
+    Acts deterministically, normalising observations with the training statistics when given; the action
+    in [-1, 1] maps to excitation (a + 1) / 2 as in the Gymnasium faces. For RecurrentPPO `hidden` carries
+    the LSTM states (None at an episode start)."""
+
+    def __init__(self, model: BaseAlgorithm, normalizer: VecNormalize | None = None) -> None:
+        super().__init__()
+        self.model, self.normalizer = model, normalizer
+        self.recurrent = type(model).__name__ == "RecurrentPPO"
+
+    def forward(self, obs: Tensor, hidden: Any = None) -> tuple[Tensor, Any]:
+        x = obs.detach().cpu().numpy()
+        if self.normalizer is not None:
+            x = self.normalizer.normalize_obs(x)
+        if self.recurrent:
+            starts = np.full(len(x), hidden is None)
+            action, hidden = self.model.predict(x, state=hidden, episode_start=starts, deterministic=True)
+        else:
+            action, _ = self.model.predict(x, deterministic=True)
+        return action_to_excitation(torch.as_tensor(action, dtype=obs.dtype, device=obs.device)), hidden
+
+
+def load_sb3_policy(run_dir: str | Path, algo: str, env_id: str) -> SB3Policy:
+    """The agent saved in `run_dir` (`model.zip` and `vecnormalize.pkl`) as an `SB3Policy`."""
+    run_dir = Path(run_dir)
+    cls, _ = _algorithm(algo)
+    if not (run_dir / MODEL).is_file():
+        raise FileNotFoundError(f"no {MODEL} in {run_dir}")
+    model = cls.load(run_dir / MODEL, device="cpu")
+    normalizer = None
+    if (run_dir / NORMALIZER).is_file():
+        normalizer = VecNormalize.load(str(run_dir / NORMALIZER), MnGymVecEnv(env_id, 1))
+        normalizer.training = False
+    return SB3Policy(model, normalizer)
+
+
+class _Evaluations(BaseCallback):
+    """Keeps the training clock and the progress display, evaluates every 1/`n_evals` of the budget (writing
+    the curve and the checkpoint files), and stops `learn` at the budget."""
+
+    def __init__(self, model: BaseAlgorithm, budget: Budget, n_evals: int, held_out: HeldOut, out: Path | None,
+                 curve: LearningCurve, clock: Clock, progress: Progress) -> None:
+        super().__init__()
+        self.model, self.budget, self.n_evals, self.held_out, self.out = model, budget, n_evals, held_out, out
+        self.curve, self.clock, self.progress = curve, clock, progress
+
+    def fraction(self) -> float:
+        return self.budget.fraction(self.model.num_timesteps, self.clock.train_s)
+
+    def _on_training_start(self) -> None:
+        self.clock.start()
+
+    def _on_step(self) -> bool:
+        self.clock.stop()
+        row = self.curve.rows[-1]
+        self.progress.update(self.model.num_timesteps, self.clock.train_s, dist=row["eval_final_distance"],
+                             success=row["eval_success_rate"])
+        if self.fraction() >= 1.0:
+            return False
+        if self.fraction() >= len(self.curve.rows) / self.n_evals:
+            self.record()
+        self.clock.start()
+        return True
+
+    def record(self) -> None:
+        """Evaluate on the held-out episodes, append a curve row, write the model, normaliser and progress."""
+        episodes = [e["r"] for e in self.model.ep_info_buffer] if self.model.ep_info_buffer else []
+        normalizer = self.model.get_vec_normalize_env()
+        metrics = self.held_out.evaluate(SB3Policy(self.model, normalizer))
+        self.curve.append({"env_steps": self.model.num_timesteps, "train_time_s": self.clock.train_s,
+                           "elapsed_s": self.clock.elapsed_s,
+                           "train_episode_reward": float(np.mean(episodes)) if episodes else float("nan"),
+                           **metrics})
+        if self.out is not None:
+            with atomic(self.out / MODEL) as tmp:
+                self.model.save(tmp)
+            if normalizer is not None:
+                with atomic(self.out / NORMALIZER) as tmp:
+                    normalizer.save(str(tmp))
+            save_atomic({"curve": self.curve.rows, "env_steps": self.model.num_timesteps,
+                         "train_time_s": self.clock.train_s}, self.out / PROGRESS)
+
+
+def train_sb3(env_id: str, settings: SB3Settings, *, steps: int | None = None, time_budget: float | None = None,
+              n_evals: int = 10, seed: int = 0, device: str = "cpu", env_kwargs: dict[str, Any] | None = None,
+              held_out: HeldOut | None = None, out_dir: str | Path | None = None, resume: bool = False,
+              progress: bool = True, tensorboard: bool = True) -> TrainResult:
+    """Train the stable-baselines3 agent that `settings` describe (`PPOSettings`, `SACSettings`,
+    `RecurrentPPOSettings`) on `env_id`; see the module docstring for the envs, budgets and files.
+
+    Args:
+        steps, time_budget: total env steps and/or total training seconds (evaluation excluded); at least one.
+        n_evals: evaluations over the budget (plus one at the start).
+        seed: seeds the agent and the training env. device: torch device of the envs and the agent.
+        env_kwargs: catalogue overrides for the training env and the default held-out one.
+        held_out: the evaluation episodes (default `HeldOut.make(env_id, env_kwargs=env_kwargs, device=device)`).
+        out_dir: where the model, normaliser, metrics and progress go (None: nothing written).
+        resume: continue the run in `out_dir` up to the same total budget.
+        progress: show the progress (`Progress`). tensorboard: log to TensorBoard when it is installed.
+    """
+    cls, policy_name = _algorithm(settings.algo)
+    budget = Budget(steps, time_budget, "steps", "step")
+    check_positive("n_evals", n_evals, int, allow_none=False)
+    env_kwargs = check_env_kwargs(env_kwargs)
+    out = Path(out_dir) if out_dir is not None else None
+    if resume and (out is None or not (out / MODEL).is_file()):
+        raise FileNotFoundError(f"nothing to resume: no {MODEL} in {out}")
+
+    # ---- envs: training (n_envs lanes of one batched env, normalised) and the held-out episodes
+    held_out = held_out or HeldOut.make(env_id, env_kwargs=env_kwargs, device=device)
+    if steps is not None:
+        settings.check_steps(steps, held_out.env.max_steps)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    venv = MnGymVecEnv(env_id, settings.n_envs, device=device, **env_kwargs)
+    venv.seed(seed)
+
+    # ---- the agent, new or where the run stopped
+    sb3_kwargs = {k: v for k, v in asdict(settings).items() if k != "n_envs"}  # a copy: SB3 edits policy_kwargs
+    saved: dict[str, Any] = {"curve": [], "train_time_s": 0.0}
+    if resume:
+        venv = VecNormalize.load(str(out / NORMALIZER), VecMonitor(venv))
+        model = cls.load(out / MODEL, env=venv, device=device)
+        saved = torch.load(out / PROGRESS, weights_only=False)
+    else:
+        venv = VecNormalize(VecMonitor(venv), gamma=settings.gamma)
+        tb = tensorboard_dir(out, tensorboard)
+        model = cls(policy_name, venv, seed=seed, device=device, verbose=0, tensorboard_log=tb and str(tb),
+                    **sb3_kwargs)
+    config = {"env_id": env_id, "algo": settings.algo, **asdict(settings), "env_kwargs": env_kwargs, "steps": steps,
+              "time_budget": time_budget, "n_evals": n_evals, "eval_batch": held_out.env.batch_size,
+              "eval_seed": held_out.seed, "seed": seed, "device": str(device), "torch_threads": torch.get_num_threads()}
+
+    # ---- learn, evaluating on the way (the callback), then once more at the end
+    rows = saved["curve"]
+    clock = Clock(saved["train_time_s"], elapsed_s=rows[-1]["elapsed_s"] if rows else 0.0)
+    curve = LearningCurve(CURVE_FIELDS, out, rows, step="env_steps", tensorboard=tensorboard_dir(out, tensorboard))
+    bar = Progress(env_id, budget, model.num_timesteps, clock.train_s, enabled=progress)
+    evaluations = _Evaluations(model, budget, n_evals, held_out, out, curve, clock, bar)
+    try:
+        if not curve.rows:
+            evaluations.record()
+        if evaluations.fraction() < 1.0:
+            model.learn(total_timesteps=10**12, callback=evaluations, reset_num_timesteps=not resume)
+        if curve.rows[-1]["env_steps"] != model.num_timesteps:
+            evaluations.record()
+    finally:
+        bar.close()
+        curve.close()
+        venv.close()
+    return TrainResult(policy=SB3Policy(model, model.get_vec_normalize_env()), curve=curve.rows,
+                       env_steps=model.num_timesteps, train_time_s=clock.train_s, config=config, out_dir=out)

@@ -1,0 +1,220 @@
+"""What each trainer can be told: one frozen dataclass of settings per algo, every field typed and documented.
+
+    from mn_gym.train.settings import BPTTSettings, SETTINGS
+    BPTTSettings(lr=3e-3)                                  # checked when built: types and ranges
+    SETTINGS["ppo"].parse({"n_envs": "64"})                # from `mn-gym train --set KEY=VALUE` text
+    dataclasses.asdict(BPTTSettings())                     # what `run.json` stores
+
+The defaults are the tuned values of baselines/README.md (2-core CPU, budgets of minutes), used for every env.
+`mn-gym train --show-settings` prints every field with its type, default and doc (`describe`).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import types
+from collections.abc import Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+__all__ = ["ALGOS", "SETTINGS", "BPTTSettings", "LRSchedule", "PPOSettings", "RecurrentPPOSettings", "SACSettings",
+           "Settings", "about", "describe", "type_name"]
+
+S = TypeVar("S", bound="Settings")
+LRSchedule = Literal["constant", "cosine", "exponential"]
+
+
+def about(doc: str, *, positive: bool = False, at_most: float | None = None) -> dict[str, Any]:
+    """A settings field's metadata: a one-line doc (with units) and the range checked when the settings are built
+    (`positive`: > 0; `at_most`: <= that bound; None always passes)."""
+    return {"doc": doc, "positive": positive, "at_most": at_most}
+
+
+def type_name(hint: Any) -> str:
+    """A field type as `--show-settings` and the error messages write it: `int | None`, `'constant' | 'cosine'`."""
+    origin = get_origin(hint)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in get_args(hint))
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_name(a) for a in get_args(hint))
+    if hint is type(None):
+        return "None"
+    return getattr(origin or hint, "__name__", str(hint))
+
+
+def _matches(hint: Any, value: Any) -> bool:
+    """Whether `value` is of type `hint` (an int is a float; a bool is not a number)."""
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_matches(a, value) for a in get_args(hint))
+    if origin is Literal:
+        return any(type(value) is type(a) and value == a for a in get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint in (int, float) and isinstance(value, bool):
+        return False
+    if hint is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, origin or hint)
+
+
+def _float_field(hint: Any) -> bool:
+    """Whether a field of type `hint` takes floats but not ints (an int given there is stored as a float)."""
+    options = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+    return float in options and int not in options
+
+
+def _default(f: Field) -> Any:
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Base of the per-algo settings: each field is checked against its type and range when built."""
+
+    algo: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        hints = get_type_hints(type(self))
+        for f in fields(self):
+            value, hint = getattr(self, f.name), hints[f.name]
+            if not _matches(hint, value):
+                raise ValueError(f"{self.algo} setting {f.name} must be {type_name(hint)}, got {value!r}")
+            if type(value) is int and _float_field(hint):
+                object.__setattr__(self, f.name, float(value))  # 1 -> 1.0 in a float field, as run.json shows it
+            low, high = f.metadata["positive"], f.metadata["at_most"]
+            if (low or high is not None) and isinstance(value, (int, float)) and not isinstance(value, bool):
+                if not (math.isfinite(value) and (not low or value > 0) and (high is None or value <= high)):
+                    span = f"in (0, {high:g}]" if low and high is not None else "> 0" if low else f"<= {high:g}"
+                    raise ValueError(f"{self.algo} setting {f.name} must be {span}, got {value!r}")
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The field names, in declaration order."""
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls: type[S], values: Mapping[str, Any]) -> S:
+        """The defaults with `values` replacing some; an unknown name raises a ValueError listing the valid ones."""
+        unknown = sorted(set(values) - set(cls.names()))
+        if unknown:
+            raise ValueError(f"unknown {cls.algo} setting(s) {unknown}; valid: {', '.join(cls.names())}")
+        return cls(**values)
+
+    @classmethod
+    def parse(cls: type[S], texts: Mapping[str, str]) -> S:
+        """Settings from `KEY=VALUE` text: a value is read as a Python literal (`1e-3`, `None`, `False`,
+        `{'net_arch': [8]}`), or kept as text where the field takes that string (`lr_schedule=cosine`)."""
+        hints = get_type_hints(cls)
+        values = {}
+        for key, text in texts.items():
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = text
+            if key in hints and not _matches(hints[key], value) and _matches(hints[key], text):
+                value = text
+            values[key] = value
+        return cls.from_dict(values)
+
+    def min_env_steps(self, episode_steps: int) -> int:
+        """Env steps of the first update, for episodes of `episode_steps` steps."""
+        raise NotImplementedError
+
+    def check_steps(self, steps: int, episode_steps: int) -> None:
+        """Raise a ValueError when a budget of `steps` env steps cannot make a single update."""
+        need = self.min_env_steps(episode_steps)
+        if steps < need:
+            raise ValueError(f"a budget of {steps} env steps is too small for one {self.algo} update: it needs at "
+                             f"least {need}")
+
+
+@dataclass(frozen=True)
+class BPTTSettings(Settings):
+    """Backpropagation through time (`mn_gym.train.bptt`): Adam on the episode loss, a GRU policy."""
+
+    algo: ClassVar[str] = "bptt"
+    batch_size: int = field(default=128, metadata=about("episodes per iteration (fresh random starts)", positive=True))
+    lr: float = field(default=1e-2, metadata=about("Adam's learning rate (the peak, when decayed)", positive=True))
+    n_hidden: int = field(default=64, metadata=about("GRU units of the default policy", positive=True))
+    lr_schedule: LRSchedule = field(default="cosine", metadata=about("learning-rate decay over the budget"))
+    lr_final: float = field(default=0.02, metadata=about("learning rate at the end of the budget, as a fraction of lr",
+                                                         positive=True, at_most=1.0))
+    eval_every: int = field(default=25, metadata=about("iterations between held-out evaluations", positive=True))
+    compile_effector: bool = field(default=True, metadata=about("run the training effector under torch.compile"))
+    grad_clip: float | None = field(default=1.0, metadata=about("maximum gradient norm (None: no clipping)",
+                                                                positive=True))
+    truncation: int | None = field(default=None, metadata=about("steps per truncated-BPTT window (None: whole "
+                                                                "episodes)", positive=True))
+
+    def min_env_steps(self, episode_steps: int) -> int:
+        return self.batch_size * episode_steps  # one batch of whole episodes
+
+
+@dataclass(frozen=True)
+class PPOSettings(Settings):
+    """stable-baselines3 PPO (MlpPolicy): every field but `n_envs` goes to the PPO constructor."""
+
+    algo: ClassVar[str] = "ppo"
+    n_envs: int = field(default=32, metadata=about("lanes of the one batched training env", positive=True))
+    n_steps: int = field(default=128, metadata=about("steps per lane per rollout", positive=True))
+    batch_size: int = field(default=1024, metadata=about("minibatch size (env steps)", positive=True))
+    n_epochs: int = field(default=5, metadata=about("passes over each rollout", positive=True))
+    learning_rate: float = field(default=1e-3, metadata=about("Adam's learning rate", positive=True))
+    gamma: float = field(default=0.99, metadata=about("discount factor per step", positive=True, at_most=1.0))
+    gae_lambda: float = field(default=0.95, metadata=about("GAE bias-variance trade-off", at_most=1.0))
+    clip_range: float = field(default=0.2, metadata=about("clipping of the probability ratio", positive=True))
+    ent_coef: float = field(default=0.0, metadata=about("entropy bonus coefficient"))
+    policy_kwargs: dict[str, Any] = field(default_factory=lambda: {"net_arch": [128, 128], "log_std_init": -1.0},
+                                          metadata=about("network: hidden layer sizes, initial log std"))
+
+    def min_env_steps(self, episode_steps: int) -> int:
+        return self.n_steps * self.n_envs  # one rollout
+
+
+@dataclass(frozen=True)
+class RecurrentPPOSettings(PPOSettings):
+    """sb3-contrib RecurrentPPO (MlpLstmPolicy): PPO with an LSTM; every field but `n_envs` goes to its constructor."""
+
+    algo: ClassVar[str] = "recurrent-ppo"
+    n_envs: int = field(default=128, metadata=about("lanes of the one batched training env", positive=True))
+    n_steps: int = field(default=32, metadata=about("steps per lane per rollout", positive=True))
+    policy_kwargs: dict[str, Any] = field(
+        default_factory=lambda: {"net_arch": [64], "lstm_hidden_size": 64, "log_std_init": -1.0},
+        metadata=about("network: layer sizes after the LSTM, LSTM units, initial log std"))
+
+
+@dataclass(frozen=True)
+class SACSettings(Settings):
+    """stable-baselines3 SAC (MlpPolicy): every field but `n_envs` goes to the SAC constructor."""
+
+    algo: ClassVar[str] = "sac"
+    n_envs: int = field(default=4, metadata=about("lanes of the one batched training env", positive=True))
+    batch_size: int = field(default=256, metadata=about("minibatch size (transitions)", positive=True))
+    learning_rate: float = field(default=1e-3, metadata=about("Adam's learning rate", positive=True))
+    buffer_size: int = field(default=300_000, metadata=about("replay buffer capacity (transitions; not saved, a "
+                                                             "resume starts empty)", positive=True))
+    learning_starts: int = field(default=1000, metadata=about("env steps collected before the first update"))
+    train_freq: int | tuple[int, str] = field(default=1, metadata=about("update every train_freq vector steps (or "
+                                                                        "(n, 'episode'))"))
+    gradient_steps: int = field(default=1, metadata=about("gradient steps per update", positive=True))
+    gamma: float = field(default=0.99, metadata=about("discount factor per step", positive=True, at_most=1.0))
+    tau: float = field(default=0.01, metadata=about("soft update coefficient of the target networks", positive=True,
+                                                    at_most=1.0))
+    policy_kwargs: dict[str, Any] = field(default_factory=lambda: {"net_arch": [128, 128]},
+                                          metadata=about("network: hidden layer sizes"))
+
+    def min_env_steps(self, episode_steps: int) -> int:
+        return self.learning_starts + self.n_envs  # the warm-up, then one vector step
+
+
+SETTINGS: dict[str, type[Settings]] = {
+    "bptt": BPTTSettings, "ppo": PPOSettings, "sac": SACSettings, "recurrent-ppo": RecurrentPPOSettings}
+ALGOS = tuple(SETTINGS)
+
+
+def describe(cls: type[Settings]) -> list[tuple[str, str, str, str]]:
+    """(name, type, default, doc) of each field of `cls`, the default written as `--set` reads it."""
+    hints = get_type_hints(cls)
+    return [(f.name, type_name(hints[f.name]), repr(_default(f)), f.metadata["doc"]) for f in fields(cls)]
