@@ -113,7 +113,7 @@ class Packing:
     """Named values of one lane in one flat float tensor (one device-to-host copy), read back by name.
 
     `fields`: (name, size) in order. `pack({name: tensor of `size` elements})` -> (sum of sizes,) tensor;
-    `unpack(array)` -> {name: numpy array of shape (size,)}."""
+    `unpack(array)` -> {name: a view of shape (size,) into `array`} (copy what you hand out)."""
 
     def __init__(self, fields: Sequence[tuple[str, int]]) -> None:
         self.fields = tuple(fields)
@@ -127,7 +127,7 @@ class Packing:
         return torch.cat([values[name].reshape(-1).to(dtype) for name, _ in self.fields])
 
     def unpack(self, flat: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: flat[s].copy() for name, s in self.slices.items()}
+        return {name: flat[s] for name, s in self.slices.items()}
 
     @classmethod
     def for_step(cls, obs_size: int, reward_terms: Sequence[str]) -> Packing:

@@ -187,12 +187,12 @@ class MnGymEnv(gymnasium.Env):
             values = {"obs": obs[0], "distance": where["distance"], "goal": where["goal"][0],
                       "hand": where["hand"][0]}
             out = self._reset_packing.unpack(self._reset_packing.pack(values, obs.dtype).cpu().numpy())
-        info = {"distance": float(out["distance"][0]), "goal": out["goal"], "hand": out["hand"]}
+        info = {"distance": float(out["distance"][0]), "goal": out["goal"].copy(), "hand": out["hand"].copy()}
         self._trail.clear()
-        self._trail.append(out["hand"][:2])
+        self._trail.append(info["hand"][:2])
         if self.render_mode == "human":
             self.render()
-        return out["obs"], info
+        return out["obs"].copy(), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self._check_open()
@@ -214,11 +214,11 @@ class MnGymEnv(gymnasium.Env):
             out = self._packing.unpack(packed.cpu().numpy())
         info_out: dict[str, Any] = {k: float(out[k][0]) for k in self._terms}
         info_out.update(distance=float(out["distance"][0]), is_success=bool(out["is_success"][0]),
-                        goal=out["goal"], hand=out["hand"])
-        self._trail.append(out["hand"][:2])
+                        goal=out["goal"].copy(), hand=out["hand"].copy())
+        self._trail.append(info_out["hand"][:2])
         if self.render_mode == "human":
             self.render()
-        return (out["obs"], float(out["reward"][0]), bool(out["terminated"][0]), bool(out["truncated"][0]),
+        return (out["obs"].copy(), float(out["reward"][0]), bool(out["terminated"][0]), bool(out["truncated"][0]),
                 info_out)
 
     def render(self) -> np.ndarray | None:
