@@ -207,6 +207,7 @@ class Env:
         self.obs_size = sum(size for _, size in self.observation_terms)
         self._length_scale, self._velocity_scale = effector.muscle.proprioception_scale()
         self._noise_std = self._noise_scale()
+        self._pushes = task.applies_endpoint_load  # read once: the step is the hot path
         self._frozen = True
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -395,7 +396,7 @@ class Env:
         bool, "goal": (B, 2), "hand": endpoint state (B, 4), "endpoint_load": (B, 2) or None}.
         """
         eff, ts, t, task, m = state.effector, state.task, state.t, self.task, self.action_size
-        load = task.endpoint_load(ts, t, self.dt, self.effector.cartesian(eff)) if task.applies_endpoint_load else None
+        load = task.endpoint_load(ts, t, self.dt, self.effector.cartesian(eff)) if self._pushes else None
         excitation = action if noise is None else action + noise[:, :m]
         eff = self.effector.advance(eff, excitation, load, None)
         t = t + 1
@@ -411,10 +412,9 @@ class Env:
         )
         goal = task.goal(ts, t, self.dt)
         terms = task.loss_terms(ts, StepOutcome(t, self.dt, cart, goal, action, state.last_action, eff))
-        undeclared = set(terms) - set(task.weights)
-        if undeclared:
-            raise KeyError(f"task {task.name!r} returned loss term(s) {sorted(undeclared)} that it does not "
-                           f"declare in weight_defaults ({list(task.weights)})")
+        if not terms.keys() <= task.weights.keys():
+            raise KeyError(f"task {task.name!r} returned loss term(s) {sorted(terms.keys() - task.weights.keys())} "
+                           f"that it does not declare in weight_defaults ({list(task.weights)})")
         reward_terms = {f"reward_{k}": v * -task.weights[k] for k, v in terms.items()}
         reward = sum(reward_terms.values(), torch.zeros_like(terms["position"]))
         distance = terms["position"]

@@ -171,6 +171,21 @@ def test_a_task_that_pushes_applies_its_load(restore_registries):
     assert not torch.equal(info[0]["hand"], info[1]["hand"])
 
 
+def test_an_undeclared_loss_term_is_named(restore_registries):
+    class Sloppy(FixedReach):
+        name = "sloppy_reach"
+
+        def loss_terms(self, ts, step):
+            return {**super().loss_terms(ts, step), "wobble": step.hand[:, 0]}
+
+    mn_gym.register_effector("two_muscle_arm", two_muscle_arm)
+    mn_gym.register_task(Sloppy)
+    mn_gym.register("Sloppy-v0", "two_muscle_arm", "sloppy_reach")
+    env = mn_gym.make("Sloppy-v0")
+    with pytest.raises(KeyError, match=r"'wobble'.*does not declare in weight_defaults"):
+        env.step(env.reset(seed=0)[0], torch.zeros(1, 4))
+
+
 def test_registration_errors(restore_registries):
     with pytest.raises(ValueError, match="already registered"):
         mn_gym.register_effector("arm26", two_muscle_arm)
