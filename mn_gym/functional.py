@@ -121,7 +121,10 @@ class EnvSpec:
         """The effector's time step (s): the variant's `dt`, else its factory's default."""
         if "dt" in self.effector_kwargs:
             return self.effector_kwargs["dt"]
-        return inspect.signature(EFFECTORS[self.effector]).parameters["dt"].default
+        param = inspect.signature(EFFECTORS[self.effector]).parameters.get("dt")
+        if param is None or param.default is inspect.Parameter.empty:  # a factory that fixes dt itself
+            return make_effector(self.effector, **self.effector_kwargs).dt
+        return param.default
 
     @property
     def max_steps(self) -> int:
