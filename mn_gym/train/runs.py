@@ -66,7 +66,7 @@ def check_request(env_id: str, algo: str, minutes: float | None, steps: int | No
         raise RunError(f"evaluation episodes must be a positive integer, got {eval_batch!r}")
     if steps is not None:
         try:
-            settings.check_steps(steps, mn_gym.make(env_id, **(env_kwargs or {})).max_steps)
+            settings.check_steps(steps, mn_gym.spec(env_id, **(env_kwargs or {})).max_steps)
         except ValueError as exc:
             raise RunError(str(exc)) from None
     return settings
