@@ -168,6 +168,10 @@ def train(env_id: str, algo: str, out: str | Path, *, settings: Settings | None 
         if minutes is None:  # a step budget alone: about 20 evaluations over it (run.json keeps the setting)
             settings = replace(settings, eval_every=max(1, iterations // 20))
         result = train_bptt(env_id, settings, iterations=iterations, **common)
+    elif algo == "rsl-ppo":
+        from mn_gym.train.rsl import train_rsl_ppo  # rsl-rl-lib is imported for its runs only
+
+        result = train_rsl_ppo(env_id, settings, steps=steps, **common)
     else:
         from mn_gym.train.sb3 import train_sb3  # stable-baselines3 is imported for RL runs only
 
@@ -218,6 +222,11 @@ def load_policy(run_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
         policy = mn_gym.GRUPolicy(spec["n_obs"], spec["n_muscles"], n_hidden=spec["n_hidden"])
         policy.load_state_dict(checkpoint["policy"])
         return run, policy.eval()
+    if run["algo"] == "rsl-ppo":
+        from mn_gym.train.rsl import load_rsl_policy
+
+        settings = SETTINGS["rsl-ppo"].from_dict(run["settings"])
+        return run, load_rsl_policy(run_dir, settings, run["env_id"], run["env_kwargs"])
     from mn_gym.train.sb3 import load_sb3_policy  # stable-baselines3 is imported for RL runs only
 
     return run, load_sb3_policy(run_dir, run["algo"], run["env_id"])

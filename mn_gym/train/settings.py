@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-__all__ = ["ALGOS", "SETTINGS", "BPTTSettings", "LRSchedule", "PPOSettings", "RecurrentPPOSettings", "SACSettings",
+__all__ = ["ALGOS", "SETTINGS", "BPTTSettings", "LRSchedule", "PPOSettings", "RecurrentPPOSettings", "RslPPOSettings", "SACSettings",
            "Settings", "about", "describe", "type_name"]
 
 S = TypeVar("S", bound="Settings")
@@ -209,8 +209,41 @@ class SACSettings(Settings):
         return self.learning_starts + self.n_envs  # the warm-up, then one vector step
 
 
+@dataclass(frozen=True)
+class RslPPOSettings(Settings):
+    """rsl-rl-lib's PPO on the batched torch env (`mn_gym.train.rsl`): many envs per step, tensors on the env's
+    device. `n_envs`, `n_steps` and the network fields build the actor-critic; the rest go to `rsl_rl`'s PPO."""
+
+    algo: ClassVar[str] = "rsl-ppo"
+    n_envs: int = field(default=1024, metadata=about("lanes of the one batched training env", positive=True))
+    n_steps: int = field(default=32, metadata=about("steps per lane per rollout", positive=True))
+    num_learning_epochs: int = field(default=5, metadata=about("passes over each rollout", positive=True))
+    num_mini_batches: int = field(default=4, metadata=about("minibatches per pass", positive=True))
+    learning_rate: float = field(default=1e-3, metadata=about("Adam's (initial) learning rate", positive=True))
+    schedule: Literal["adaptive", "fixed"] = field(
+        default="adaptive", metadata=about("learning rate: adapted to keep the KL near desired_kl, or fixed"))
+    desired_kl: float = field(default=0.01, metadata=about("target KL per update (adaptive schedule)", positive=True))
+    gamma: float = field(default=0.99, metadata=about("discount factor per step", positive=True, at_most=1.0))
+    lam: float = field(default=0.95, metadata=about("GAE bias-variance trade-off", at_most=1.0))
+    clip_param: float = field(default=0.2, metadata=about("clipping of the probability ratio", positive=True))
+    entropy_coef: float = field(default=0.0, metadata=about("entropy bonus coefficient"))
+    value_loss_coef: float = field(default=1.0, metadata=about("weight of the value loss", positive=True))
+    max_grad_norm: float = field(default=1.0, metadata=about("maximum gradient norm", positive=True))
+    hidden_dims: list[int] = field(default_factory=lambda: [64, 64],
+                                   metadata=about("hidden layer sizes of the actor and of the critic"))
+    activation: Literal["tanh", "elu", "relu"] = field(default="tanh", metadata=about("hidden-layer activation"))
+    init_std: float = field(default=0.3, metadata=about("initial standard deviation of the Gaussian actions",
+                                                        positive=True))
+    action_bias: float = field(default=-0.9, metadata=about("initial mean action in [-1, 1] (-0.9: excitation "
+                                                            "0.05, muscles nearly at rest)", at_most=1.0))
+
+    def min_env_steps(self, episode_steps: int) -> int:
+        return self.n_steps * self.n_envs  # one rollout
+
+
 SETTINGS: dict[str, type[Settings]] = {
-    "bptt": BPTTSettings, "ppo": PPOSettings, "sac": SACSettings, "recurrent-ppo": RecurrentPPOSettings}
+    "bptt": BPTTSettings, "ppo": PPOSettings, "sac": SACSettings, "recurrent-ppo": RecurrentPPOSettings,
+    "rsl-ppo": RslPPOSettings}
 ALGOS = tuple(SETTINGS)
 
 
