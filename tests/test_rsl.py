@@ -10,12 +10,12 @@ import torch
 
 pytest.importorskip("rsl_rl")
 
-import mn_gym  # noqa: E402
-from mn_gym.faces.common import action_to_excitation  # noqa: E402
-from mn_gym.faces.rsl_rl import OBS_GROUP, RslRlVecEnv  # noqa: E402
-from mn_gym.train import runs  # noqa: E402
-from mn_gym.train.rsl import CHECKPOINT, rsl_config  # noqa: E402
-from mn_gym.train.settings import RslPPOSettings  # noqa: E402
+import mn_gym
+from mn_gym.faces.common import action_to_excitation
+from mn_gym.faces.rsl_rl import OBS_GROUP, RslRlVecEnv
+from mn_gym.train import runs
+from mn_gym.train.rsl import CHECKPOINT, rsl_config
+from mn_gym.train.settings import RslPPOSettings
 
 ID = "PointMassReach-v0"
 TINY = RslPPOSettings(n_envs=16, n_steps=8, hidden_dims=[16], num_mini_batches=2, num_learning_epochs=1)

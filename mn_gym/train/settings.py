@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-__all__ = ["ALGOS", "SETTINGS", "BPTTSettings", "LRSchedule", "PPOSettings", "RecurrentPPOSettings", "RslPPOSettings", "SACSettings",
-           "Settings", "about", "describe", "type_name"]
+__all__ = ["ALGOS", "SETTINGS", "BPTTSettings", "LRSchedule", "PPOSettings", "RecurrentPPOSettings", "RslPPOSettings",
+           "SACSettings", "Settings", "about", "describe", "type_name"]
 
 S = TypeVar("S", bound="Settings")
 LRSchedule = Literal["constant", "cosine", "exponential"]
