@@ -215,10 +215,14 @@ class BatchCore:
             return torch.where(mask[:, None], env.observe(self.state), obs)
 
     def frames(self, width: int) -> list[np.ndarray]:
-        """One rgb_array frame per lane of the current state (the renderer is made on first use)."""
+        """One rgb_array frame per lane of the current state (the renderer is made on first use, and again
+        for another `width`)."""
         from mn_gym.render import Renderer, lane_scene
 
         env, state = self.env, self.state
+        if self._renderer is not None and self._renderer.size[1] != width:
+            self._renderer.close()
+            self._renderer = None
         if self._renderer is None:
             self._renderer = Renderer(env.effector, env.task.success_radius, width=width)
         with torch.no_grad():
