@@ -10,7 +10,8 @@ Importing `mn_gym` registers every catalogue id (`mn_gym.list_ids()`) with Gymna
 `max_episode_steps` is registered as the default episode's length (its `EnvSpec.max_steps`), so the
 `TimeLimit` that `gym.make` adds and the env's own truncation agree. A variant that lengthens the episode
 (smaller `dt`, longer `episode_duration`) is still cut at the registered step count, in every face, unless
-`max_episode_steps=` is passed too: `mn_gym.registry.make` / `make_vec` pass the variant's own length.
+`max_episode_steps=` is passed too: `mn_gym.registry.make` / `make_vec` pass the variant's own length
+(`make_vec` also hands `vector_kwargs` such as `{"autoreset_mode": "SameStep"}` to the vector entry point).
 Episodes end at min(max_episode_steps, round(episode_duration / dt)) steps.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium
+from gymnasium.envs.registration import VectorizeMode
 
 from mn_gym import catalogue
 from mn_gym.catalogue import EnvEntry, entry, list_ids
@@ -74,10 +76,17 @@ def make(env_id: str, **kwargs: Any) -> gymnasium.Env:
     return gymnasium.make(env_id, **kwargs)
 
 
-def make_vec(env_id: str, num_envs: int = 1, **kwargs: Any) -> gymnasium.vector.VectorEnv:
-    """`gymnasium.make_vec(env_id, num_envs, **kwargs)` with `max_episode_steps` set to this variant's own length."""
+def make_vec(env_id: str, num_envs: int = 1, vectorization_mode: str | None = None,
+             vector_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> gymnasium.vector.VectorEnv:
+    """`gymnasium.make_vec(env_id, num_envs, vectorization_mode, vector_kwargs, **kwargs)` with
+    `max_episode_steps` set to this variant's own length. Gymnasium refuses `vector_kwargs` for a vector entry
+    point; here they reach `MnGymVectorEnv` as keyword arguments (e.g. `{"autoreset_mode": "SameStep"}`)."""
     kwargs.setdefault("max_episode_steps", natural_max_steps(env_id, **_task_kwargs(kwargs)))
-    return gymnasium.make_vec(env_id, num_envs=num_envs, **kwargs)
+    if vector_kwargs and VectorizeMode(vectorization_mode or VectorizeMode.VECTOR_ENTRY_POINT) == \
+            VectorizeMode.VECTOR_ENTRY_POINT:
+        kwargs, vector_kwargs = {**kwargs, **vector_kwargs}, None
+    return gymnasium.make_vec(env_id, num_envs=num_envs, vectorization_mode=vectorization_mode,
+                              vector_kwargs=vector_kwargs, **kwargs)
 
 
 def _task_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -28,10 +28,10 @@ def face_env(env: str | Env, batch_size: int | None, kwargs: dict[str, Any], fac
     """The float32 functional env behind a face.
 
     `env` is a catalogue id, built from its frozen `EnvSpec` (catalogue defaults, `kwargs`, the face's
-    `max_episode_steps` cut) with `batch_size` (None: 1) on `device`; unknown names raise, listing every valid
-    one, the face's own included. Or `env` is a functional `Env`, used as it is (float32; no `kwargs`; its batch
-    is the face's, `batch_size` must agree), cut at `max_episode_steps` when given. `compile=True` gives
-    `compile_env`'s copy."""
+    `max_episode_steps` cut) with `batch_size` (None: 1) on `device`; unknown names raise a TypeError worded as
+    Python's ("got an unexpected keyword argument"), listing every valid one, the face's own included. Or `env`
+    is a functional `Env`, used as it is (float32; no `kwargs`; its batch is the face's, `batch_size` must
+    agree), cut at `max_episode_steps` when given. `compile=True` gives `compile_env`'s copy."""
     if not isinstance(compile, bool):
         raise TypeError(f"compile must be a bool, got {compile!r}")
     if isinstance(env, Env):
@@ -42,8 +42,9 @@ def face_env(env: str | Env, batch_size: int | None, kwargs: dict[str, Any], fac
     valid = catalogue.entry(env_id).valid_kwargs()
     unknown = sorted(set(kwargs) - set(valid))
     if unknown:
-        raise TypeError(f"{env_id}: unknown argument(s) {unknown}; valid: {valid}; "
-                        f"face arguments: {sorted(face_kwargs)}")
+        # Python's own wording first: clients such as TorchRL's GymEnv retry without an argument it names
+        raise TypeError(f"{env_id} got an unexpected keyword argument {unknown[0]!r}; unknown argument(s) "
+                        f"{unknown}; valid: {valid}; face arguments: {sorted(face_kwargs)}")
     built = catalogue.spec(env_id, max_episode_steps=max_episode_steps, **kwargs).make(
         1 if batch_size is None else batch_size, device=device, dtype=torch.float32)
     return compile_env(built) if compile else built
@@ -214,10 +215,14 @@ class BatchCore:
             return torch.where(mask[:, None], env.observe(self.state), obs)
 
     def frames(self, width: int) -> list[np.ndarray]:
-        """One rgb_array frame per lane of the current state (the renderer is made on first use)."""
+        """One rgb_array frame per lane of the current state (the renderer is made on first use, and again
+        for another `width`)."""
         from mn_gym.render import Renderer, lane_scene
 
         env, state = self.env, self.state
+        if self._renderer is not None and self._renderer.size[1] != width:
+            self._renderer.close()
+            self._renderer = None
         if self._renderer is None:
             self._renderer = Renderer(env.effector, env.task.success_radius, width=width)
         with torch.no_grad():
