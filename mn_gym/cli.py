@@ -7,6 +7,7 @@
     mn-gym render runs/ArmReach-v0/bptt/seed0 --out reach.gif
     mn-gym bench faces --quick
     mn-gym sweep --envs PointMassReach-v0 ArmReach-v0 --algos bptt ppo --seeds 0 1 --minutes 2 --out runs/grid
+    mn-gym report runs/grid --reference runs/reference
 
 Every subcommand has its own `--help`. Errors in what was asked (unknown env or algo, impossible budget,
 unwritable folder, a run from another env) end with a one-line message and exit status 2.
@@ -184,6 +185,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from mn_gym.train.report import report
+
+    report(args.out, reference=args.reference, algos=args.algos)
+    print((Path(args.out) / "report.md").read_text())
+    print(f"wrote {args.out}/report.md, scores.csv")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mn-gym", description=__doc__.split("\n\n")[0], epilog=EPILOG)
@@ -271,6 +281,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-record-command", dest="record_command", action="store_false")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="IQM with bootstrap intervals per env and algo of a sweep's runs",
+                       formatter_class=fmt, description=(
+                           "Score the finished runs in <out>/<env>/<algo>/seed<k>: interquartile mean of the final "
+                           "held-out success and of the normalised score (0 = untrained, 1 = the reference run) "
+                           "with 95 % stratified-bootstrap intervals (rliable), and the winner per env at equal "
+                           "budget. Writes <out>/report.md and scores.csv."))
+    p.add_argument("out", type=Path, help="sweep folder")
+    p.add_argument("--reference", type=Path, help="folder of reference runs (<env>/<algo>/seed<k>, e.g. BPTT for "
+                                                  "10 minutes): each env's score 1")
+    p.add_argument("--algos", nargs="+", help="score only these algos")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

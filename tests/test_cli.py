@@ -175,10 +175,15 @@ def test_checkpoint_from_another_env(tmp_path, capsys):
     assert "is bptt on PointMassReach-v0, not ppo" in capsys.readouterr().err
 
 
+def _files(folder):
+    """Every file under `folder` (sub-folders such as tensorboard/ included) with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_good_results_are_never_partly_overwritten(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     train_tiny(out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = _files(out)
     capsys.readouterr()
     train_tiny(out, expect=2)  # a finished run is kept unless --overwrite
     assert "already holds a finished run" in capsys.readouterr().err
@@ -191,7 +196,7 @@ def test_good_results_are_never_partly_overwritten(tmp_path, capsys, monkeypatch
     monkeypatch.setattr(runs, "train_bptt", crash)
     with pytest.raises(KeyboardInterrupt):
         train_tiny(out, "bptt", "PointMassReach-v0", "--overwrite")
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old run is untouched
+    assert _files(out) == before  # the old run is untouched
     partial = tmp_path / ".run.partial"
     assert partial.is_dir()
     train_tiny(out, expect=2)  # the interrupted run is not silently discarded
