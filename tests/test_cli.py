@@ -11,6 +11,7 @@ import pytest
 
 from mn_gym import cli
 from mn_gym.train import runs
+from mn_gym.train.hyperparams import tuned
 from mn_gym.train.settings import SETTINGS, BPTTSettings, PPOSettings, SACSettings, describe
 
 # Tiny settings so that each algo makes a few updates in seconds.
@@ -36,10 +37,10 @@ def train_tiny(out, algo="bptt", env="PointMassReach-v0", *extra, expect=0):
             *TINY[algo], *extra, expect=expect)
 
 
-def tiny_settings(algo):
-    """TINY[algo]'s `--set` overrides as the settings dataclass they build."""
+def tiny_settings(algo, env="PointMassReach-v0"):
+    """TINY[algo]'s `--set` overrides on the env's tuned settings, as the settings dataclass they build."""
     pairs = TINY[algo][1:-2:2]
-    return SETTINGS[algo].parse(dict(p.split("=", 1) for p in pairs))
+    return tuned(algo, env, SETTINGS[algo].parse_values(dict(p.split("=", 1) for p in pairs)))
 
 
 def read_curve(run_dir):
