@@ -21,6 +21,7 @@ TINY = {
     "sac": ["--set", "n_envs=2", "--set", "learning_starts=20", "--set", "batch_size=16", "--steps", "120"],
     "recurrent-ppo": ["--set", "n_envs=4", "--set", "n_steps=16", "--set", "batch_size=32",
                       "--set", "policy_kwargs={'lstm_hidden_size': 8, 'net_arch': [8]}", "--steps", "128"],
+    "rsl-ppo": ["--set", "n_envs=8", "--set", "n_steps=8", "--set", "hidden_dims=[8, 8]", "--steps", "128"],
 }
 
 
