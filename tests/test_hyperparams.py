@@ -60,6 +60,7 @@ def test_every_shipped_id_has_a_complete_valid_entry(algo):
     zoo = [*ZOO_KEYS[algo], "n_timesteps"] if algo in ZOO_KEYS else []
     for env_id in SHIPPED_IDS:
         assert set(entries[env_id]) == {*SETTINGS[algo].names(), *zoo}, env_id
+        assert f"\n{env_id}:\n  " in text  # one key a line, as write_tuned writes them
         settings = tuned(algo, env_id)
         assert type(settings) is SETTINGS[algo]
         assert yaml.safe_load(yaml.safe_dump(asdict(settings))).items() <= entries[env_id].items()

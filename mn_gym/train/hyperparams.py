@@ -52,6 +52,18 @@ ZOO_KEYS: dict[str, dict[str, Any]] = {  # rl-zoo3-only keys and the values that
 NEW_ENTRY_TIMESTEPS = 1_000_000  # rl-zoo3's n_timesteps in an entry that write_tuned adds
 
 
+class _Dumper(yaml.SafeDumper):
+    """yaml.safe_dump's dumper with lists in flow style (`net_arch: [128, 128]`) and mappings in block style."""
+
+
+def _flow_list(dumper: yaml.SafeDumper, data: list | tuple) -> yaml.SequenceNode:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+
+
+_Dumper.add_representer(list, _flow_list)
+_Dumper.add_representer(tuple, _flow_list)
+
+
 class HyperparamsError(ValueError):
     """A hyperparameter file that cannot be read as settings: its message names the file, env id and key."""
 
@@ -184,7 +196,7 @@ def write_tuned(algo: str, env_id: str, settings: Settings, path: str | Path | N
         above[env_id] = [f"# {line}".rstrip() for line in comment.splitlines()]
     blocks = ["\n".join(header)] if header else []
     for key in sorted(entries, key=str):
-        dumped = yaml.safe_dump({key: entries[key]}, sort_keys=False, default_flow_style=None, width=120)
+        dumped = yaml.dump({key: entries[key]}, Dumper=_Dumper, sort_keys=False, width=120)
         blocks.append("\n".join([*above.get(str(key), []), dumped.rstrip()]))
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("\n\n".join(blocks) + "\n")
