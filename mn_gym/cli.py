@@ -29,7 +29,8 @@ import mn_gym
 from mn_gym import catalogue
 from mn_gym.train import runs
 from mn_gym.train.common import EVAL_EPISODES, EVAL_SEED
-from mn_gym.train.settings import SETTINGS, Settings, describe
+from mn_gym.train.hyperparams import ZOO_NAMES, tuned, tuned_ids, zoo_file
+from mn_gym.train.settings import SETTINGS, describe
 
 __all__ = ["main"]
 
@@ -78,20 +79,30 @@ def _literal(text: str) -> Any:
         return text
 
 
-def _settings(algo: str, texts: dict[str, str]) -> Settings:
+def _overrides(algo: str, texts: dict[str, str]) -> dict[str, Any]:
+    """`--set` texts of `algo` as setting values (laid over an env's tuned settings by `tuned`)."""
     if algo not in SETTINGS:
         raise runs.RunError(f"unknown algo {algo!r}; choose one of {', '.join(SETTINGS)}")
-    return SETTINGS[algo].parse(texts)
+    return SETTINGS[algo].parse_values(texts)
 
 
-def _show_settings() -> None:
-    """Every algo's settings: name, type, default and doc of each field."""
+def _show_settings(env_id: str) -> None:
+    """Every algo's settings for `env_id`: name, type, tuned value (and the default where it differs), doc."""
+    print(f"Settings for {env_id}: its entry in mn_gym/hyperparams/<algo>.yml over the dataclass defaults "
+          "(another env: --env ID)\n")
     for algo, cls in SETTINGS.items():
-        print(f"{algo} ({cls.__name__}): {cls.__doc__}")
-        rows = describe(cls)
+        source = "tuned for" if env_id in tuned_ids(algo) else "the defaults: no entry for"
+        print(f"{algo} ({cls.__name__}) {source} {env_id}: {cls.__doc__}")
+        defaults = [row[2] for row in describe(cls)]
+        rows = [(name, kind, value if value == default else f"{value} (default {default})", doc)
+                for (name, kind, value, doc), default in zip(describe(cls, tuned(algo, env_id)), defaults,
+                                                              strict=True)]
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         for row in rows:
             print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[3])
+        if algo in ZOO_NAMES:
+            print(f"  rl-zoo3: python -m rl_zoo3.train --algo {ZOO_NAMES[algo]} --env {env_id} --gym-packages mn_gym "
+                  f"--conf-file {zoo_file(algo)}")
         print()
     print("Override with --set KEY=VALUE (a Python literal, or a bare word for a string), e.g. --set lr=3e-3")
 
@@ -106,14 +117,15 @@ def _add_budget(p: argparse.ArgumentParser) -> None:
 def _add_settings(p: argparse.ArgumentParser, sweep: bool = False) -> None:
     scope = "ALGO.KEY=VALUE (e.g. ppo.learning_rate=1e-3)" if sweep else "KEY=VALUE (e.g. learning_rate=1e-3)"
     p.add_argument("--set", action="append", metavar=scope.split(" ")[0], dest="settings",
-                   help=f"override an algo setting, repeatable: {scope}; see 'mn-gym train --show-settings'")
+                   help=f"override an algo setting of the env's tuned ones, repeatable: {scope}; see 'mn-gym "
+                        "train --show-settings'")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.show_settings:
-        _show_settings()
+        _show_settings(args.env)
         return 0
-    settings = _settings(args.algo, _pairs(args.settings, "--set"))
+    settings = tuned(args.algo, args.env, _overrides(args.algo, _pairs(args.settings, "--set")))
     env_kwargs = {k: _literal(v) for k, v in _pairs(args.env_set, "--env-set").items()}
     torch.set_num_threads(args.threads)
     out = args.out or Path("runs") / args.env / args.algo / f"seed{args.seed}"
@@ -171,9 +183,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if not dot:
             raise runs.RunError(f"sweep settings name their algo: ALGO.KEY=VALUE, got {key!r}")
         texts.setdefault(algo, {})[name] = value
-    settings = {algo: _settings(algo, values) for algo, values in texts.items()}
+    overrides = {algo: _overrides(algo, values) for algo, values in texts.items()}
     rows = sweep(args.envs, args.algos, args.seeds, args.out, minutes=args.minutes, steps=args.steps,
-                 settings=settings, eval_batch=args.eval_episodes, address=args.address, workers=args.workers,
+                 overrides=overrides, eval_batch=args.eval_episodes, address=args.address, workers=args.workers,
                  cpus_per_trial=args.cpus_per_trial,
                  overwrite=args.overwrite, progress=not args.no_progress,
                  command="mn-gym " + shlex.join(sys.argv[1:]) if args.record_command else None)
@@ -229,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-record-command", dest="record_command", action="store_false",
                    help="do not store the command line in summary.json")
     p.add_argument("--show-settings", action="store_true",
-                   help="list every algo's settings (name, type, default, doc) and exit")
+                   help="list every algo's settings for --env (name, type, tuned value, default, doc) and exit")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="success rate, mean final distance and trajectory plot of a trained run",

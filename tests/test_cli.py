@@ -11,6 +11,7 @@ import pytest
 
 from mn_gym import cli
 from mn_gym.train import runs
+from mn_gym.train.hyperparams import tuned
 from mn_gym.train.settings import SETTINGS, BPTTSettings, PPOSettings, SACSettings, describe
 
 # Tiny settings so that each algo makes a few updates in seconds.
@@ -20,6 +21,7 @@ TINY = {
     "sac": ["--set", "n_envs=2", "--set", "learning_starts=20", "--set", "batch_size=16", "--steps", "120"],
     "recurrent-ppo": ["--set", "n_envs=4", "--set", "n_steps=16", "--set", "batch_size=32",
                       "--set", "policy_kwargs={'lstm_hidden_size': 8, 'net_arch': [8]}", "--steps", "128"],
+    "rsl-ppo": ["--set", "n_envs=8", "--set", "n_steps=8", "--set", "hidden_dims=[8, 8]", "--steps", "128"],
 }
 
 
@@ -36,10 +38,10 @@ def train_tiny(out, algo="bptt", env="PointMassReach-v0", *extra, expect=0):
             *TINY[algo], *extra, expect=expect)
 
 
-def tiny_settings(algo):
-    """TINY[algo]'s `--set` overrides as the settings dataclass they build."""
+def tiny_settings(algo, env="PointMassReach-v0"):
+    """TINY[algo]'s `--set` overrides on the env's tuned settings, as the settings dataclass they build."""
     pairs = TINY[algo][1:-2:2]
-    return SETTINGS[algo].parse(dict(p.split("=", 1) for p in pairs))
+    return tuned(algo, env, SETTINGS[algo].parse_values(dict(p.split("=", 1) for p in pairs)))
 
 
 def read_curve(run_dir):

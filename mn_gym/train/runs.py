@@ -31,6 +31,7 @@ import mn_gym
 from mn_gym import plots
 from mn_gym.train.bptt import CHECKPOINT, load_checkpoint, train_bptt
 from mn_gym.train.common import EVAL_EPISODES, EVAL_SEED, HeldOut
+from mn_gym.train.hyperparams import tuned
 from mn_gym.train.settings import ALGOS, SETTINGS, Settings
 
 __all__ = ["ALGOS", "RunError", "check_request", "evaluate_run", "load_policy", "load_run", "train"]
@@ -48,12 +49,13 @@ class RunError(ValueError):
 def check_request(env_id: str, algo: str, minutes: float | None, steps: int | None, settings: Settings | None = None,
                   eval_batch: int = EVAL_EPISODES, env_kwargs: dict[str, Any] | None = None) -> Settings:
     """Raise `RunError` for an unknown env or algo, a missing or impossible budget, settings of another algo or a
-    non-positive number of evaluation episodes; return the settings (`algo`'s defaults when None)."""
+    non-positive number of evaluation episodes; return the settings (when None: `algo`'s tuned settings for
+    `env_id`, `mn_gym.train.hyperparams.tuned`)."""
     if env_id not in mn_gym.list_ids():
         raise RunError(f"unknown env id {env_id!r}; registered: {', '.join(mn_gym.list_ids())}")
     if algo not in ALGOS:
         raise RunError(f"unknown algo {algo!r}; choose one of {', '.join(ALGOS)}")
-    settings = SETTINGS[algo]() if settings is None else settings
+    settings = tuned(algo, env_id) if settings is None else settings
     if settings.algo != algo:
         raise RunError(f"{type(settings).__name__} are {settings.algo} settings, not {algo} ones")
     if minutes is None and steps is None:
@@ -146,10 +148,10 @@ def train(env_id: str, algo: str, out: str | Path, *, settings: Settings | None 
 
     Budgets: `minutes` of training wall-clock (evaluation excluded) and/or `steps` env steps; training stops
     at whichever comes first. `settings`: the algo's (`mn_gym.train.settings.SETTINGS[algo]`; default its tuned
-    values); `env_kwargs`: catalogue overrides. Evaluation: the held-out episodes of `eval_batch` starts seeded
-    with `eval_seed`. The summary reports the final and best held-out distance and success rate, and the env
-    steps and training seconds at which the success rate first reached `success_threshold` (None when it never
-    did)."""
+    values for `env_id`, `mn_gym.train.hyperparams.tuned`); `env_kwargs`: catalogue overrides. Evaluation: the
+    held-out episodes of `eval_batch` starts seeded with `eval_seed`. The summary reports the final and best
+    held-out distance and success rate, and the env steps and training seconds at which the success rate first
+    reached `success_threshold` (None when it never did)."""
     env_kwargs, out = dict(env_kwargs or {}), Path(out)
     settings = check_request(env_id, algo, minutes, steps, settings, eval_batch, env_kwargs)
     check_writable(out)

@@ -5,8 +5,9 @@
     SETTINGS["ppo"].parse({"n_envs": "64"})                # from `mn-gym train --set KEY=VALUE` text
     dataclasses.asdict(BPTTSettings())                     # what `run.json` stores
 
-The defaults are the tuned values of baselines/README.md (2-core CPU, budgets of minutes), used for every env.
-`mn-gym train --show-settings` prints every field with its type, default and doc (`describe`).
+The dataclass defaults are the fallback, the same for every env; a run's settings are the entry of its env in
+`mn_gym/hyperparams/<algo>.yml` laid over them (`mn_gym.train.hyperparams.tuned`).
+`mn-gym train --show-settings` prints every field with its type, value for an env, default and doc (`describe`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import ast
 import math
 import types
 from collections.abc import Mapping
-from dataclasses import MISSING, Field, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 __all__ = ["ALGOS", "SETTINGS", "BPTTSettings", "LRSchedule", "PPOSettings", "RecurrentPPOSettings", "RslPPOSettings",
@@ -95,17 +96,19 @@ class Settings:
         return [f.name for f in fields(cls)]
 
     @classmethod
-    def from_dict(cls: type[S], values: Mapping[str, Any]) -> S:
-        """The defaults with `values` replacing some; an unknown name raises a ValueError listing the valid ones."""
+    def from_dict(cls: type[S], values: Mapping[str, Any], base: S | None = None) -> S:
+        """`base` (default: the dataclass defaults) with `values` replacing some; an unknown name raises a
+        ValueError listing the valid ones."""
         unknown = sorted(set(values) - set(cls.names()))
         if unknown:
             raise ValueError(f"unknown {cls.algo} setting(s) {unknown}; valid: {', '.join(cls.names())}")
-        return cls(**values)
+        return cls(**values) if base is None else replace(base, **values)
 
     @classmethod
-    def parse(cls: type[S], texts: Mapping[str, str]) -> S:
-        """Settings from `KEY=VALUE` text: a value is read as a Python literal (`1e-3`, `None`, `False`,
-        `{'net_arch': [8]}`), or kept as text where the field takes that string (`lr_schedule=cosine`)."""
+    def parse_values(cls, texts: Mapping[str, str]) -> dict[str, Any]:
+        """`KEY=VALUE` text as values (names checked later, by `from_dict`): each read as a Python literal (`1e-3`,
+        `None`, `False`, `{'net_arch': [8]}`), or kept as text where the field takes that string
+        (`lr_schedule=cosine`)."""
         hints = get_type_hints(cls)
         values = {}
         for key, text in texts.items():
@@ -116,7 +119,12 @@ class Settings:
             if key in hints and not _matches(hints[key], value) and _matches(hints[key], text):
                 value = text
             values[key] = value
-        return cls.from_dict(values)
+        return values
+
+    @classmethod
+    def parse(cls: type[S], texts: Mapping[str, str]) -> S:
+        """The dataclass defaults with `KEY=VALUE` text (`parse_values`) replacing some."""
+        return cls.from_dict(cls.parse_values(texts))
 
     def min_env_steps(self, episode_steps: int) -> int:
         """Env steps of the first update, for episodes of `episode_steps` steps."""
@@ -247,7 +255,9 @@ SETTINGS: dict[str, type[Settings]] = {
 ALGOS = tuple(SETTINGS)
 
 
-def describe(cls: type[Settings]) -> list[tuple[str, str, str, str]]:
-    """(name, type, default, doc) of each field of `cls`, the default written as `--set` reads it."""
+def describe(cls: type[Settings], settings: Settings | None = None) -> list[tuple[str, str, str, str]]:
+    """(name, type, value, doc) of each field of `cls`: its value in `settings` (default: the dataclass default),
+    written as `--set` reads it."""
     hints = get_type_hints(cls)
-    return [(f.name, type_name(hints[f.name]), repr(_default(f)), f.metadata["doc"]) for f in fields(cls)]
+    return [(f.name, type_name(hints[f.name]), repr(_default(f) if settings is None else getattr(settings, f.name)),
+             f.metadata["doc"]) for f in fields(cls)]

@@ -5,11 +5,12 @@
 
 Ray runs locally by default (`workers` trials at a time, `cpus_per_trial` torch threads each) or on a cluster
 given its `address` (mn_gym must be installed on its nodes). Each trial is `mn_gym.train.runs.train` into
-`<out>/<env>/<algo>/seed<k>`; a trial whose folder already holds a finished run is not run again (its summary
-is reused), so an interrupted sweep picks up where it stopped. A failed trial is reported in the table with its
-error; the others go on. Written into `out`: `trials.csv` (one row per trial), `table.md` (mean and spread over
-seeds per env and algo) and `curves_<env>.png` (the algos' learning curves side by side); these also cover
-the finished runs that earlier sweeps left in `out`, so a table can be built up grid by grid.
+`<out>/<env>/<algo>/seed<k>` with the env's tuned settings (`mn_gym.train.hyperparams.tuned`); a trial whose
+folder already holds a finished run is not run again (its summary is reused), so an interrupted sweep picks up
+where it stopped. A failed trial is reported in the table with its error; the others go on. Written into
+`out`: `trials.csv` (one row per trial), `table.md` (mean and spread over seeds per env and algo) and
+`curves_<env>.png` (the algos' learning curves side by side); these also cover the finished runs that earlier
+sweeps left in `out`, so a table can be built up grid by grid.
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ import csv
 import json
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mn_gym import catalogue, plots
 from mn_gym.train import runs
 from mn_gym.train.common import EVAL_EPISODES
+from mn_gym.train.hyperparams import tuned
 from mn_gym.train.settings import Settings
 
-__all__ = ["TRIAL_FIELDS", "sweep", "table_markdown"]
+__all__ = ["TRIAL_FIELDS", "sweep", "table_markdown", "trial_settings"]
 
 TRIAL_FIELDS = ("env_id", "algo", "seed", "status", "final_eval_success_rate", "final_eval_distance_m",
                 "best_eval_distance_m", "env_steps", "train_time_s", "threshold_env_steps", "threshold_time_s",
@@ -54,29 +56,38 @@ def _trial(env_id: str, algo: str, seed: int, run_dir: str, budget: dict[str, An
     return {**row, **{k: summary[k] for k in TRIAL_FIELDS if k in summary}}
 
 
+def trial_settings(envs: Sequence[str], algos: Sequence[str], minutes: float | None, steps: int | None,
+                   overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                   eval_batch: int = EVAL_EPISODES) -> dict[tuple[str, str], Settings]:
+    """(env id, algo) -> the settings its trials run: the env's tuned settings with the algo's `overrides` on
+    top; every request is checked (`runs.check_request`), so a bad one stops the sweep before any trial starts."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(algos))
+    if unknown:
+        raise runs.RunError(f"settings given for algo(s) {unknown} that are not in the sweep {list(algos)}")
+    return {(env_id, algo): runs.check_request(env_id, algo, minutes, steps, tuned(algo, env_id, overrides.get(algo)),
+                                               eval_batch)
+            for algo in algos for env_id in envs}
+
+
 def sweep(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], out: str | Path, *,
-          minutes: float | None = None, steps: int | None = None, settings: dict[str, Settings] | None = None,
+          minutes: float | None = None, steps: int | None = None,
+          overrides: Mapping[str, Mapping[str, Any]] | None = None,
           eval_batch: int = EVAL_EPISODES, address: str | None = None, workers: int = 2, cpus_per_trial: int = 1,
           overwrite: bool = False,
           progress: bool = True, command: str | None = None) -> list[dict[str, Any]]:
     """Run the grid on Ray and return one row per trial (`TRIAL_FIELDS`); see the module docstring.
 
-    settings: algo -> its settings (`runs.train`'s `settings`; default the algo's tuned values). eval_batch:
-    held-out episodes per evaluation. workers: concurrent local trials (ignored with `address`: the cluster's
-    resources decide)."""
+    overrides: algo -> {setting: value}, laid over each env's tuned settings (`mn_gym.train.hyperparams.tuned`;
+    `mn-gym sweep --set ALGO.KEY=VALUE`). eval_batch: held-out episodes per evaluation. workers: concurrent
+    local trials (ignored with `address`: the cluster's resources decide)."""
     try:
         import ray
     except ImportError as exc:
         raise ImportError("mn-gym sweep runs on Ray: pip install 'mn_gym[ray]'") from exc
-    settings = dict(settings or {})
     if not envs or not algos or not seeds:
         raise runs.RunError("a sweep needs at least one env, one algo and one seed")
-    unknown = sorted(set(settings) - set(algos))
-    if unknown:
-        raise runs.RunError(f"settings given for algo(s) {unknown} that are not in the sweep {list(algos)}")
-    for algo in algos:  # every request is checked before any trial starts
-        for env_id in envs:
-            settings[algo] = runs.check_request(env_id, algo, minutes, steps, settings.get(algo), eval_batch)
+    settings = trial_settings(envs, algos, minutes, steps, overrides, eval_batch)
     if len(set(seeds)) != len(seeds):
         raise runs.RunError(f"seeds repeat: {list(seeds)}")
     if workers < 1 or cpus_per_trial < 1:
@@ -93,7 +104,7 @@ def sweep(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], out: 
     remote = ray.remote(num_cpus=cpus_per_trial)(_trial)
     budget = {"minutes": minutes, "steps": steps}
     pending = [remote.remote(env_id, algo, seed, str(out / env_id / algo / f"seed{seed}"), budget,
-                             settings[algo], eval_batch, cpus_per_trial, overwrite, command)
+                             settings[env_id, algo], eval_batch, cpus_per_trial, overwrite, command)
                for env_id in envs for algo in algos for seed in seeds]
     bar = None
     if progress:
