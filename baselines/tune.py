@@ -30,6 +30,7 @@ import shlex
 import statistics
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -86,20 +87,19 @@ def sac_space(trial: BaseTrial, base: Settings) -> dict[str, Any]:
 
 def rsl_ppo_space(trial: BaseTrial, base: Settings) -> dict[str, Any]:
     return {
-        "n_envs": trial.suggest_categorical("n_envs", (256, 512, 1024, 2048, 4096)),
-        "n_steps": trial.suggest_categorical("n_steps", (8, 16, 32, 64)),
-        "num_learning_epochs": trial.suggest_int("num_learning_epochs", 1, 5),
-        "num_mini_batches": trial.suggest_categorical("num_mini_batches", (1, 2, 4, 8)),
-        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
-        "schedule": trial.suggest_categorical("schedule", ("adaptive", "fixed")),
-        "desired_kl": trial.suggest_float("desired_kl", 0.003, 0.03, log=True),
-        "gamma": trial.suggest_categorical("gamma", (0.95, 0.98, 0.99)),
-        "lam": trial.suggest_categorical("lam", (0.9, 0.95, 0.98)),
-        "entropy_coef": trial.suggest_float("entropy_coef", 0.0, 0.01),
-        "hidden_dims": [trial.suggest_categorical("hidden_width", (32, 64, 128, 256))] * 2,
-        "activation": trial.suggest_categorical("activation", ("tanh", "elu", "relu")),
-        "init_std": trial.suggest_float("init_std", 0.1, 1.0, log=True),
-        "action_bias": trial.suggest_float("action_bias", -1.0, 0.0),
+        "n_envs": trial.suggest_categorical("n_envs", (128, 256, 512, 1024, 2048)),
+        "n_steps": trial.suggest_categorical("n_steps", (8, 16, 32)),
+        "num_learning_epochs": trial.suggest_int("num_learning_epochs", 2, 5),
+        "num_mini_batches": trial.suggest_categorical("num_mini_batches", (2, 4, 8)),
+        "learning_rate": trial.suggest_float("learning_rate", 3e-4, 3e-3, log=True),
+        "desired_kl": trial.suggest_float("desired_kl", 0.005, 0.03, log=True),
+        "gamma": trial.suggest_categorical("gamma", (0.98, 0.99)),
+        "lam": trial.suggest_categorical("lam", (0.9, 0.95)),
+        "entropy_coef": trial.suggest_float("entropy_coef", 0.0, 0.005),
+        "hidden_dims": [trial.suggest_categorical("hidden_width", (64, 128))] * len(base.hidden_dims),
+        "activation": trial.suggest_categorical("activation", ("tanh", "elu")),
+        "init_std": trial.suggest_float("init_std", 0.2, 1.0, log=True),
+        "action_bias": trial.suggest_float("action_bias", -0.9, 0.0),
     }
 
 
@@ -188,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         storage=storage if "://" in storage else f"sqlite:///{Path(storage).resolve()}",
         sampler=optuna.samplers.TPESampler(seed=args.sampler_seed),
         pruner=optuna.pruners.MedianPruner() if args.prune else optuna.pruners.NopPruner())
+    if not study.trials:  # the first trial: the current defaults (their scalar settings)
+        study.enqueue_trial({k: v for k, v in asdict(SETTINGS[args.algo]()).items()
+                             if isinstance(v, (bool, int, float, str))}, skip_if_exists=True)
     todo = args.trials - len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
     print(f"{args.algo} on {args.env}: {max(todo, 0)} more trial(s) of {len(args.seeds)} x {args.minutes:g} min "
           f"(study {study.study_name} in {storage})", flush=True)
