@@ -20,7 +20,8 @@ def _replay(actions: torch.Tensor):
 def test_torchrl_gym_env_passes_check_env_specs():
     """`GymEnv(id)` builds MnGymEnv through gymnasium.make (it first tries `frameskip=`, which must fail with
     Python's "unexpected keyword argument" wording); `GymEnv(id, num_envs=n)` runs n of them in an
-    AsyncVectorEnv whose spawned workers import mn_gym through the "mn_gym:" prefix."""
+    AsyncVectorEnv whose spawned workers re-import the main module: from a script that imports mn_gym the plain id
+    works (checked by hand with num_envs=8); here, under pytest, the workers need the "mn_gym:" prefix."""
     pytest.importorskip("torchrl")
     from torchrl.envs import GymEnv
     from torchrl.envs.utils import check_env_specs
