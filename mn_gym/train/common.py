@@ -28,7 +28,7 @@ from mn_gym.faces.rollout import Rollout
 from mn_gym.functional import Env
 
 __all__ = ["EVAL_EPISODES", "EVAL_SEED", "Budget", "Clock", "HeldOut", "LearningCurve", "Progress", "TrainResult",
-           "atomic", "check_env_kwargs", "check_positive", "save_atomic", "tensorboard_dir"]
+           "atomic", "check_env_kwargs", "check_positive", "save_atomic", "start_rl_run", "tensorboard_dir"]
 
 EVAL_EPISODES, EVAL_SEED = 1024, 12345  # the held-out evaluation of every trainer, `mn-gym eval` and the sweeps
 TIME_BAR = "{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]"
@@ -201,6 +201,27 @@ class HeldOut:
         return {"eval_final_distance": distance.mean().item(),
                 "eval_success_rate": (distance <= self.env.task.success_radius).float().mean().item(),
                 "eval_loss": -ro.rewards.mean().item()}
+
+
+def start_rl_run(env_id: str, settings: Any, *, steps: int | None, time_budget: float | None, n_evals: int,
+                 env_kwargs: dict[str, Any] | None, held_out: HeldOut | None, out_dir: str | Path | None,
+                 resume: bool, checkpoint: str, device: str | torch.device
+                 ) -> tuple[Budget, dict[str, Any], Path | None, HeldOut]:
+    """What an RL trainer checks and builds before it trains: the `Budget` (env steps and/or seconds), the
+    checked catalogue overrides, the output folder (made; with `resume` it must hold `checkpoint`) and the
+    held-out episodes (`HeldOut.make` unless given). A step budget too small for one update raises."""
+    budget = Budget(steps, time_budget, "steps", "step")
+    check_positive("n_evals", n_evals, int, allow_none=False)
+    env_kwargs = check_env_kwargs(env_kwargs)
+    out = Path(out_dir) if out_dir is not None else None
+    if resume and (out is None or not (out / checkpoint).is_file()):
+        raise FileNotFoundError(f"nothing to resume: no {checkpoint} in {out}")
+    held_out = held_out or HeldOut.make(env_id, env_kwargs=env_kwargs, device=device)
+    if steps is not None:
+        settings.check_steps(steps, held_out.env.max_steps)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    return budget, env_kwargs, out, held_out
 
 
 # ------------------------------------------------------------------------------------------ files, curve

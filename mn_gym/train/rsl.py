@@ -39,15 +39,14 @@ from torch import Tensor, nn
 from mn_gym.faces.common import action_to_excitation
 from mn_gym.faces.rsl_rl import OBS_GROUP, RslRlVecEnv
 from mn_gym.train.common import (
-    Budget,
     Clock,
     HeldOut,
     LearningCurve,
     Progress,
     TrainResult,
     check_env_kwargs,
-    check_positive,
     save_atomic,
+    start_rl_run,
     tensorboard_dir,
 )
 from mn_gym.train.settings import RslPPOSettings
@@ -136,17 +135,9 @@ def train_rsl_ppo(env_id: str, settings: RslPPOSettings | None = None, *, steps:
         progress: show the progress (`Progress`). tensorboard: log the curve to TensorBoard when installed.
     """
     settings = settings or RslPPOSettings()
-    budget = Budget(steps, time_budget, "steps", "step")
-    check_positive("n_evals", n_evals, int, allow_none=False)
-    env_kwargs = check_env_kwargs(env_kwargs)
-    out = Path(out_dir) if out_dir is not None else None
-    if resume and (out is None or not (out / CHECKPOINT).is_file()):
-        raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT} in {out}")
-    held_out = held_out or HeldOut.make(env_id, env_kwargs=env_kwargs, device=device)
-    if steps is not None:
-        settings.check_steps(steps, held_out.env.max_steps)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    budget, env_kwargs, out, held_out = start_rl_run(
+        env_id, settings, steps=steps, time_budget=time_budget, n_evals=n_evals, env_kwargs=env_kwargs,
+        held_out=held_out, out_dir=out_dir, resume=resume, checkpoint=CHECKPOINT, device=device)
 
     # ---- the training env and the agent, new or where the run stopped
     torch.manual_seed(seed)

@@ -39,9 +39,8 @@ from mn_gym.train.common import (
     Progress,
     TrainResult,
     atomic,
-    check_env_kwargs,
-    check_positive,
     save_atomic,
+    start_rl_run,
     tensorboard_dir,
 )
 from mn_gym.train.settings import SETTINGS, PPOSettings, RecurrentPPOSettings, SACSettings
@@ -174,19 +173,9 @@ def train_sb3(env_id: str, settings: SB3Settings, *, steps: int | None = None, t
         progress: show the progress (`Progress`). tensorboard: log to TensorBoard when it is installed.
     """
     cls, policy_name = _algorithm(settings.algo)
-    budget = Budget(steps, time_budget, "steps", "step")
-    check_positive("n_evals", n_evals, int, allow_none=False)
-    env_kwargs = check_env_kwargs(env_kwargs)
-    out = Path(out_dir) if out_dir is not None else None
-    if resume and (out is None or not (out / MODEL).is_file()):
-        raise FileNotFoundError(f"nothing to resume: no {MODEL} in {out}")
-
-    # ---- envs: training (n_envs lanes of one batched env, normalised) and the held-out episodes
-    held_out = held_out or HeldOut.make(env_id, env_kwargs=env_kwargs, device=device)
-    if steps is not None:
-        settings.check_steps(steps, held_out.env.max_steps)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    budget, env_kwargs, out, held_out = start_rl_run(
+        env_id, settings, steps=steps, time_budget=time_budget, n_evals=n_evals, env_kwargs=env_kwargs,
+        held_out=held_out, out_dir=out_dir, resume=resume, checkpoint=MODEL, device=device)
     venv = MnGymVecEnv(env_id, settings.n_envs, device=device, **env_kwargs)
     venv.seed(seed)
 
