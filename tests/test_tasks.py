@@ -40,3 +40,20 @@ def test_reach_targets_are_reachable_and_differ_from_the_start():
     assert (torch.linalg.vector_norm(target, dim=-1) <= reach + 1e-6).all()
     assert torch.equal(obs[:, :2], target)
     assert torch.linalg.vector_norm(target - s.task.origin, dim=-1).mean() > 0.1
+
+
+def test_v1_reaching_adds_the_precision_well_and_v0_is_unchanged():
+    """-v1 = -v0 plus 0.1 x precision, 1 - exp(-(d / 2r)^2): ~1 far from the goal, 0 on it; -v0 has no such term."""
+    for name in ("PointMassReach", "ArmReach"):
+        v0, v1 = (mn_gym.make(f"{name}-{v}", batch_size=4, deterministic=True) for v in ("v0", "v1"))
+        s0, _ = v0.reset(seed=3)
+        s1, _ = v1.reset(seed=3)
+        action = torch.full((4, v0.action_size), 0.2)
+        *_, r0, _, _, i0 = v0.step(s0, action)
+        *_, r1, _, _, i1 = v1.step(s1, action)
+        assert "precision" not in i0["terms"]
+        precision = 1 - torch.exp(-(i1["distance"] / (2 * v1.task.success_radius)) ** 2)
+        torch.testing.assert_close(i1["terms"]["precision"], precision)
+        torch.testing.assert_close(r1, r0 - 0.1 * precision)
+    assert mn_gym.make("PointMassReach-v1").task.weights["precision"] == 0.1
+    assert mn_gym.make("PointMassReach-v0").task.weights["precision"] == 0.0

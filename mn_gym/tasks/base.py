@@ -51,7 +51,9 @@ class Task:
 
     Default loss terms per step (B,): position = hand-goal distance (m); effort = mean squared excitation;
     velocity = hand speed (m/s) where the task wants the hand still (`still`); jerk = mean squared change of
-    excitation between steps. position and effort are always reported, velocity and jerk when weighted.
+    excitation between steps; precision = 1 - exp(-(d / 2r)^2), d the hand-goal distance and r the success
+    radius: 0 at the goal, ~1 beyond a few r, a well whose slope rewards the last centimetres (position's slope
+    is the same everywhere). position and effort are always reported, the others when weighted.
     Reward = -sum_i weight_i term_i, and the BPTT loss is the mean of the same weighted sum, so RL and BPTT
     optimise one objective. A subclass adds a term by naming it in `weight_defaults` and returning it from
     `loss_terms`.
@@ -61,7 +63,8 @@ class Task:
     State: ClassVar[type[tuple]] = ReachState
     observation_terms: ClassVar[tuple[tuple[str, int], ...]] = (("target", 2),)  # (name, size), in order
     defaults: ClassVar[dict[str, Any]] = {}
-    weight_defaults: ClassVar[dict[str, float]] = {"position": 1.0, "effort": 1e-3, "velocity": 0.0, "jerk": 0.0}
+    weight_defaults: ClassVar[dict[str, float]] = {"position": 1.0, "effort": 1e-3, "velocity": 0.0, "jerk": 0.0,
+                                                   "precision": 0.0}
 
     def __init__(self, success_radius: float = 0.01, weights: dict[str, float] | None = None, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -129,14 +132,16 @@ class Task:
 
     def loss_terms(self, ts: Any, step: StepOutcome) -> dict[str, Tensor]:
         """The named loss terms (B,) of the step that ended at `step.t` (see the class docstring)."""
-        terms = {"position": torch.linalg.vector_norm(step.hand[:, :2] - step.goal, dim=-1),
-                 "effort": (step.action * step.action).mean(-1)}
+        distance = torch.linalg.vector_norm(step.hand[:, :2] - step.goal, dim=-1)
+        terms = {"position": distance, "effort": (step.action * step.action).mean(-1)}
         if self.weights.get("velocity"):
             speed = torch.linalg.vector_norm(step.hand[:, 2:], dim=-1)
             terms["velocity"] = torch.where(self.still(ts, step.t, step.dt), speed, torch.zeros_like(speed))
         if self.weights.get("jerk"):
             change = step.action - step.last_action
             terms["jerk"] = (change * change).mean(-1)
+        if self.weights.get("precision"):
+            terms["precision"] = 1.0 - torch.exp(-(distance / (2.0 * self.success_radius)) ** 2)
         return terms
 
 
