@@ -33,3 +33,12 @@ def test_bench_quick_no_motornet(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "MotorNet: skipped" in printed
     assert "pointmass24" in printed and "Forward + backward" in printed
+
+
+def test_bench_rl_quick_measures_both_trainers(tmp_path):
+    from mn_gym.bench import rl
+
+    out = tmp_path / "rl.json"
+    rates = rl.main(["--quick", "--env", "PointMassReach-v0", "--threads", "1", "--json", str(out)])
+    assert set(rates) == {"rsl-ppo", "ppo"} and all(_finite_positive(r) for r in rates.values())
+    assert json.loads(out.read_text())["settings"]["rsl-ppo"]["n_envs"] > 0
