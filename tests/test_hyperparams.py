@@ -10,6 +10,7 @@ from dataclasses import asdict, replace
 from importlib import resources
 from pathlib import Path
 
+import gymnasium
 import optuna
 import pytest
 import yaml
@@ -30,6 +31,20 @@ from mn_gym.train.hyperparams import (
 from mn_gym.train.settings import ALGOS, SETTINGS, PPOSettings, RecurrentPPOSettings, SACSettings
 
 ROOT = Path(__file__).resolve().parents[1]
+TIME_LIMIT_HOMES = (gymnasium.wrappers, gymnasium.wrappers.common, gymnasium.envs.registration)
+
+
+@pytest.fixture(autouse=True)
+def _gymnasium_time_limit_restored():
+    """Importing rl-zoo3 replaces gymnasium's TimeLimit process-wide (rl_zoo3.gym_patches adds
+    "TimeLimit.truncated" to infos); put the original back so the other test modules see plain Gymnasium."""
+    originals = [home.__dict__.get("TimeLimit") for home in TIME_LIMIT_HOMES]
+    yield
+    for home, original in zip(TIME_LIMIT_HOMES, originals, strict=True):
+        if original is None:
+            home.__dict__.pop("TimeLimit", None)
+        else:
+            home.TimeLimit = original
 SHIPPED_IDS = sorted(tomllib.loads(resources.files("mn_gym.catalogue_data").joinpath("catalogue.toml").read_text()))
 SEARCH_LINE = "# search: see baselines/tune.py"
 
