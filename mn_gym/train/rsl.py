@@ -71,15 +71,6 @@ def rsl_config(settings: RslPPOSettings) -> dict[str, Any]:
             "critic": network, "obs_groups": OBS_GROUPS, "num_steps_per_env": settings.n_steps, "multi_gpu": None}
 
 
-def _actor(env: RslRlVecEnv, settings: RslPPOSettings) -> MLPModel:
-    """A new actor for `env`: the MLP of `settings`, its mean action starting at `action_bias`."""
-    cfg = rsl_config(settings)["actor"]
-    actor = MLPModel(env.get_observations(), OBS_GROUPS, "actor", env.num_actions,
-                     **{k: v for k, v in cfg.items() if k != "class_name"})
-    nn.init.constant_(actor.mlp[-1].bias, settings.action_bias)
-    return actor
-
-
 def _ppo(env: RslRlVecEnv, settings: RslPPOSettings, device: torch.device) -> PPO:
     with contextlib.redirect_stdout(io.StringIO()):  # rsl-rl prints the networks
         alg = PPO.construct_algorithm(env.get_observations(), env, rsl_config(settings), str(device))
@@ -112,7 +103,7 @@ def load_rsl_policy(run_dir: str | Path, settings: RslPPOSettings, env_id: str,
                     env_kwargs: dict[str, Any] | None = None) -> RslPolicy:
     """The actor saved in `run_dir/checkpoint.pt`, trained with `settings` on `env_id`, as an `RslPolicy`."""
     checkpoint = load_checkpoint(Path(run_dir) / CHECKPOINT)
-    actor = _actor(RslRlVecEnv(env_id, 1, **check_env_kwargs(env_kwargs)), settings)
+    actor = _ppo(RslRlVecEnv(env_id, 1, **check_env_kwargs(env_kwargs)), settings, torch.device("cpu")).get_policy()
     actor.load_state_dict(checkpoint["actor"])
     return RslPolicy(actor).eval()
 
@@ -188,7 +179,7 @@ def train_rsl_ppo(env_id: str, settings: RslPPOSettings | None = None, *, steps:
                     obs, rewards, dones, extras = env.step(alg.act(obs))
                     alg.process_env_step(obs, rewards, dones, extras)
                     episode_return += rewards
-                    if bool(dones.any()):
+                    if extras["log"]:  # some episodes ended (the face logs them): no second device sync
                         ended = dones.bool()
                         last_returns = episode_return[ended].mean().item()
                         episode_return.masked_fill_(ended, 0.0)
