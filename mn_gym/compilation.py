@@ -17,7 +17,9 @@ transition is a function of three tensors (flat state, action, noise draw) retur
 packed step outputs), and compiles it with AOTInductor (`torch.export` + `aoti_compile_and_package`) into a
 shared library called from C++ (~25 us a call through the loader's boxed runner). The library is cached on
 disk under a hash of the exported graph and its constants (`cache_dir()`), so only the first env of a kind
-pays the compile (tens of seconds); later ones load it in about a second. Off CPU, `torch.compile` is used.
+pays the compile (tens of seconds); later ones load it in about a second. Each package is stored with its
+SHA-256 (`<name>.sha256`) and checked before it is loaded: a damaged or unreadable entry is removed with a
+warning and rebuilt, never loaded. Off CPU, `torch.compile` is used.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from torch import Tensor, nn
 from torch.utils import _pytree as pytree
 
 from mn_gym.core.effector import Effector
+from mn_gym.files import atomic, sha256
 from mn_gym.functional import Env, EnvState
 
 __all__ = ["FlatStep", "cache_dir", "compile_effector", "compile_env", "compile_policy_step"]
@@ -160,17 +163,53 @@ class FlatStep:
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*deprecated", category=FutureWarning)
             program = torch.export.export(module, args)
             path = cache_dir() / f"step-{_fingerprint(program)}.pt2"
-            if not path.is_file():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.TemporaryDirectory(dir=path.parent) as tmp:  # never half a file at `path`
-                    built = torch._inductor.aoti_compile_and_package(program,
-                                                                      package_path=str(Path(tmp) / path.name))
-                    Path(built).replace(path)
-            model = torch._inductor.aoti_load_package(str(path))
+            model = _load_cached(path)
+            if model is None:
+                _build_package(program, path)
+                model = torch._inductor.aoti_load_package(str(path))
         # the package's __call__ re-parses its input/output tree specs on every call (~50 us); our inputs and
         # outputs are flat lists of tensors already, so call the loader's boxed runner directly when present
         loader = getattr(model, "loader", None)
         return loader.boxed_run if hasattr(loader, "boxed_run") else (lambda inputs: model(*inputs))
+
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _build_package(program: torch.export.ExportedProgram, path: Path) -> None:
+    """Compile `program` into the package `path` and write its SHA-256 beside it (`<name>.sha256`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:  # never half a file at `path`
+        built = torch._inductor.aoti_compile_and_package(program, package_path=str(Path(tmp) / path.name))
+        digest = sha256(Path(built))
+        Path(built).replace(path)
+    with atomic(_digest_path(path)) as tmp_digest:
+        tmp_digest.write_text(digest + "\n")
+
+
+def _load_cached(path: Path) -> Any:
+    """The cached package at `path`, or None when there is none or it is damaged (a package whose SHA-256 does
+    not match the one written with it, or that fails to load, is removed with a warning and rebuilt: loading a
+    damaged shared library could crash the process)."""
+    if not path.is_file():
+        return None
+    digest = _digest_path(path)
+    expected = digest.read_text().strip() if digest.is_file() else None
+    problem = None
+    if expected is None:
+        problem = "it has no checksum"
+    elif sha256(path) != expected:
+        problem = "its checksum does not match (damaged)"
+    else:
+        try:
+            return torch._inductor.aoti_load_package(str(path))
+        except Exception as exc:  # a package torch cannot open: rebuild it
+            problem = f"it failed to load ({type(exc).__name__}: {exc})"
+    warnings.warn(f"mn_gym: rebuilding the compiled step {path}: {problem}", RuntimeWarning, stacklevel=4)
+    path.unlink(missing_ok=True)
+    digest.unlink(missing_ok=True)
+    return None
 
 
 def _fingerprint(program: torch.export.ExportedProgram) -> str:

@@ -190,16 +190,24 @@ def test_good_results_are_never_partly_overwritten(tmp_path, capsys, monkeypatch
     train_tiny(out, expect=2)  # a finished run is kept unless --overwrite
     assert "already holds a finished run" in capsys.readouterr().err
 
-    def crash(*args, **kwargs):
-        runs_dir = kwargs["out_dir"]
-        (runs_dir / "metrics.csv").write_text("half a curve")
+    def fail_early(*args, **kwargs):  # fails before its first checkpoint (a bad setting, say)
+        (kwargs["out_dir"] / "metrics.csv").write_text("half a curve")
+        raise ValueError("bad setting")
+
+    monkeypatch.setattr(runs, "train_bptt", fail_early)
+    train_tiny(out, "bptt", "PointMassReach-v0", "--overwrite", expect=2)
+    partial = tmp_path / ".run.partial"
+    assert _files(out) == before and not partial.exists()  # nothing left that would block the corrected rerun
+
+    def crash(*args, **kwargs):  # interrupted after a checkpoint: the partial run is kept for --resume
+        (kwargs["out_dir"] / "metrics.csv").write_text("half a curve")
+        (kwargs["out_dir"] / "checkpoint.pt").write_bytes(b"progress")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(runs, "train_bptt", crash)
     with pytest.raises(KeyboardInterrupt):
         train_tiny(out, "bptt", "PointMassReach-v0", "--overwrite")
     assert _files(out) == before  # the old run is untouched
-    partial = tmp_path / ".run.partial"
     assert partial.is_dir()
     train_tiny(out, expect=2)  # the interrupted run is not silently discarded
     assert "pass --resume to continue it or --overwrite" in capsys.readouterr().err

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 import mn_gym
 from mn_gym.compilation import compile_effector
+from mn_gym.files import load_tensors, save_tensors
 from mn_gym.functional import Env
 from mn_gym.train.common import (
     Budget,
@@ -42,7 +43,6 @@ from mn_gym.train.common import (
     Progress,
     TrainResult,
     check_env_kwargs,
-    save_atomic,
     tensorboard_dir,
 )
 from mn_gym.train.settings import BPTTSettings, LRSchedule
@@ -83,11 +83,9 @@ def lr_factor(schedule: LRSchedule, progress: float, final_fraction: float) -> f
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The dict saved by `train_bptt` (policy and optimiser state dicts, iteration, curve, env id, ...)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """The dict saved by `train_bptt` (policy and optimiser state dicts, iteration, curve, env id, ...), read
+    weights-only and checked against the run folder's manifest (`mn_gym.files.load_tensors`)."""
+    return load_tensors(path)
 
 
 def _policy_spec(policy: nn.Module) -> dict[str, Any]:
@@ -186,7 +184,7 @@ def train_bptt(env_id: str, settings: BPTTSettings | None = None, *, iterations:
                               **metrics})
                 losses, distances = [], []
                 if out is not None:
-                    save_atomic({"env_id": env_id, "env_kwargs": env_kwargs, "policy": policy.state_dict(),
+                    save_tensors({"env_id": env_id, "env_kwargs": env_kwargs, "policy": policy.state_dict(),
                                  "policy_spec": _policy_spec(policy), "optimizer": optimizer.state_dict(),
                                  "iteration": iteration, "train_time_s": clock.train_s, "train_cpu_s": clock.cpu_s,
                                  "curve": curve.rows, "skipped": skipped, "config": config,

@@ -1,5 +1,5 @@
 """What every trainer shares: the budget, the clocks, the progress display, the held-out evaluation, the learning
-curve (CSV, TensorBoard), atomic files and the one `TrainResult`.
+curve (CSV, TensorBoard) and the one `TrainResult`.
 
 A trainer (`mn_gym.train.bptt`, `mn_gym.train.sb3`) builds its training env and model, then loops: train a
 while under `Clock.start`/`Clock.stop`, evaluate on `HeldOut` episodes every so often into a `LearningCurve`,
@@ -13,8 +13,7 @@ import importlib.util
 import math
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,10 +24,11 @@ from tqdm import tqdm
 
 import mn_gym
 from mn_gym.faces.rollout import Rollout
+from mn_gym.files import atomic
 from mn_gym.functional import Env
 
 __all__ = ["EVAL_EPISODES", "EVAL_SEED", "Budget", "Clock", "HeldOut", "LearningCurve", "Progress", "TrainResult",
-           "atomic", "check_env_kwargs", "check_positive", "save_atomic", "start_rl_run", "tensorboard_dir"]
+           "check_env_kwargs", "check_positive", "start_rl_run", "tensorboard_dir"]
 
 EVAL_EPISODES, EVAL_SEED = 1024, 12345  # the held-out evaluation of every trainer, `mn-gym eval` and the sweeps
 TIME_BAR = "{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]"
@@ -225,20 +225,6 @@ def start_rl_run(env_id: str, settings: Any, *, steps: int | None, time_budget: 
 
 
 # ------------------------------------------------------------------------------------------ files, curve
-@contextmanager
-def atomic(path: Path) -> Iterator[Path]:
-    """A temporary sibling of `path` to write; it replaces `path` only once the block has finished."""
-    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
-    yield tmp
-    tmp.replace(path)
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    """`torch.save` to `path` atomically (a crash leaves the previous file whole)."""
-    with atomic(path) as tmp:
-        torch.save(obj, tmp)
-
-
 def tensorboard_dir(out_dir: Path | None, enabled: bool = True) -> Path | None:
     """`out_dir/tensorboard` when logging is wanted, a folder is given and TensorBoard is installed."""
     if not enabled or out_dir is None or importlib.util.find_spec("tensorboard") is None:

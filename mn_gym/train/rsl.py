@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from mn_gym.faces.common import action_to_excitation
 from mn_gym.faces.rsl_rl import OBS_GROUP, RslRlVecEnv
+from mn_gym.files import BadFileError, load_tensors, save_tensors
 from mn_gym.train.common import (
     Clock,
     HeldOut,
@@ -45,7 +46,6 @@ from mn_gym.train.common import (
     Progress,
     TrainResult,
     check_env_kwargs,
-    save_atomic,
     start_rl_run,
     tensorboard_dir,
 )
@@ -92,11 +92,8 @@ class RslPolicy(nn.Module):
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The dict saved by `train_rsl_ppo` (weights only: loading runs no code)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """The dict saved by `train_rsl_ppo`, read weights-only and checked (`mn_gym.files.load_tensors`)."""
+    return load_tensors(path)
 
 
 def load_rsl_policy(run_dir: str | Path, settings: RslPPOSettings, env_id: str,
@@ -104,7 +101,11 @@ def load_rsl_policy(run_dir: str | Path, settings: RslPPOSettings, env_id: str,
     """The actor saved in `run_dir/checkpoint.pt`, trained with `settings` on `env_id`, as an `RslPolicy`."""
     checkpoint = load_checkpoint(Path(run_dir) / CHECKPOINT)
     actor = _ppo(RslRlVecEnv(env_id, 1, **check_env_kwargs(env_kwargs)), settings, torch.device("cpu")).get_policy()
-    actor.load_state_dict(checkpoint["actor"])
+    try:
+        actor.load_state_dict(checkpoint["actor"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise BadFileError(f"{Path(run_dir) / CHECKPOINT} holds no rsl-rl actor of this run's settings: "
+                           f"{exc}") from None
     return RslPolicy(actor).eval()
 
 
@@ -161,7 +162,7 @@ def train_rsl_ppo(env_id: str, settings: RslPPOSettings | None = None, *, steps:
                       "train_cpu_s": clock.cpu_s, "elapsed_s": clock.elapsed_s, "learning_rate": alg.learning_rate,
                       "train_episode_reward": last_returns, **held_out.evaluate(policy)})
         if out is not None:
-            save_atomic({"actor": alg.get_policy().state_dict(), "critic": alg.critic.state_dict(),
+            save_tensors({"actor": alg.get_policy().state_dict(), "critic": alg.critic.state_dict(),
                          "optimizer": alg.optimizer.state_dict(), "env_steps": env_steps, "iteration": iteration,
                          "train_time_s": clock.train_s, "train_cpu_s": clock.cpu_s, "curve": curve.rows,
                          "torch_rng": torch.get_rng_state(), "env_rng": env.functional.generator.get_state()},

@@ -5,8 +5,11 @@
     evaluate_run("runs/arm-ppo")          # success rate, mean final distance, trajectory plot
 
 A run folder holds `run.json` (env, algo, seed, settings), `metrics.csv` (the learning curve: held-out mean final
-distance and success rate vs env steps and training wall-clock), the trained policy (`checkpoint.pt` for BPTT,
-`model.zip` + `vecnormalize.pkl` for SB3), `curve.png`, `trajectories.png` and, once finished, `summary.json`.
+distance and success rate vs env steps and training wall-clock), the trained policy (`checkpoint.pt` for BPTT
+and rsl-ppo, `agent.pt` for SB3: weights-only torch files), `curve.png`, `trajectories.png` and, once finished,
+`summary.json` and `manifest.json` (the SHA-256 of every file). A run folder is data, never code: loading reads
+weights only and checks each file against the manifest, so a damaged or altered file is refused by name
+(`mn_gym.files`).
 
 Good results are never partly overwritten: a run trains in a hidden sibling folder (`.<name>.partial`) and
 replaces the output folder only when it has finished. A finished folder is replaced only with `overwrite=True`;
@@ -29,6 +32,7 @@ import torch
 
 import mn_gym
 from mn_gym import plots
+from mn_gym.files import MANIFEST, BadFileError, check_file, check_folder, load_tensors, record, write_manifest
 from mn_gym.train.bptt import CHECKPOINT, load_checkpoint, train_bptt
 from mn_gym.train.common import EVAL_EPISODES, EVAL_SEED, HeldOut
 from mn_gym.train.hyperparams import tuned
@@ -39,6 +43,9 @@ __all__ = ["ALGOS", "RunError", "check_request", "evaluate_run", "load_policy", 
 RUN_FILE, SUMMARY, CURVE_PNG, TRAJ_PNG = "run.json", "summary.json", "curve.png", "trajectories.png"
 SUCCESS_THRESHOLD = 0.8
 TRAJECTORY_EPISODES = 16  # episodes drawn in trajectories.png
+POLICY_FILE = {"bptt": "checkpoint.pt", "rsl-ppo": "checkpoint.pt", "ppo": "agent.pt", "sac": "agent.pt",
+               "recurrent-ppo": "agent.pt"}  # each trainer's CHECKPOINT / AGENT: what resume and eval read
+RUN_KEYS = {"env_id": str, "algo": str, "seed": int, "settings": dict, "env_kwargs": dict}  # in every run.json
 
 
 class RunError(ValueError):
@@ -87,11 +94,22 @@ def check_writable(out: Path) -> None:
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
-    """The `run.json` of a run folder (env id, algo, seed, settings), or a `RunError`."""
+    """The `run.json` of a run folder (env id, algo, seed, settings), checked; else a `RunError`."""
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         raise RunError(f"{run_dir} is not an mn_gym run folder (no {RUN_FILE})")
-    return json.loads(path.read_text())
+    check_file(path)
+    try:
+        run = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunError(f"{path} is not valid JSON: {exc}") from None
+    missing = [k for k in RUN_KEYS if not isinstance(run, dict) or k not in run]
+    if missing:
+        raise RunError(f"{path} is incomplete: it lacks {', '.join(missing)}")
+    for key, kind in RUN_KEYS.items():
+        if not isinstance(run[key], kind) or (kind is int and isinstance(run[key], bool)):
+            raise RunError(f"{path}: {key!r} must be a {kind.__name__}, got {run[key]!r}")
+    return run
 
 
 def _partial(out: Path) -> Path:
@@ -110,8 +128,11 @@ def _workdir(out: Path, env_id: str, algo: str, resume: bool, overwrite: bool) -
         if (run["env_id"], run["algo"]) != (env_id, algo):
             raise RunError(f"the run in {source} is {run['algo']} on {run['env_id']}, not {algo} on {env_id}: "
                            "a checkpoint only continues on its own env and algo; choose another --out")
-        if source == out:
+        if source == out:  # check the finished run before it is copied to be continued
+            check_folder(out)
+            load_tensors(out / POLICY_FILE[algo])
             shutil.copytree(out, partial)
+            (partial / MANIFEST).unlink(missing_ok=True)  # a working folder: the manifest is written at publishing
         return partial
     if partial.exists() and not overwrite:
         raise RunError(f"an unfinished run of {out} is in {partial}: pass --resume to continue it or --overwrite "
@@ -127,7 +148,9 @@ def _workdir(out: Path, env_id: str, algo: str, resume: bool, overwrite: bool) -
 
 
 def _publish(partial: Path, out: Path) -> None:
-    """Replace `out` by the finished `partial` folder (the old results survive until the swap)."""
+    """Write the finished `partial` folder's manifest, then replace `out` by it (the old results survive until
+    the swap)."""
+    write_manifest(partial)
     old = out.parent / f".{out.name}.old"
     if old.exists():
         shutil.rmtree(old)
@@ -155,34 +178,44 @@ def train(env_id: str, algo: str, out: str | Path, *, settings: Settings | None 
     env_kwargs, out = dict(env_kwargs or {}), Path(out)
     settings = check_request(env_id, algo, minutes, steps, settings, eval_batch, env_kwargs)
     check_writable(out)
+    fresh = not (resume and _partial(out).is_dir())  # this call makes the working folder
     work = _workdir(out, env_id, algo, resume, overwrite)
-    run = {"env_id": env_id, "algo": algo, "seed": seed, "settings": asdict(settings), "env_kwargs": env_kwargs,
-           "device": device, "mn_gym_version": mn_gym.__version__}
-    (work / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
-    started = time.time()
-    # the held-out episodes, built once: the trainer evaluates on them; they give the episode length and radius
-    held_out = HeldOut.make(env_id, eval_batch, eval_seed, env_kwargs, device)
-    time_budget = None if minutes is None else 60.0 * minutes
-    common = {"time_budget": time_budget, "seed": seed, "device": device, "env_kwargs": env_kwargs,
-              "held_out": held_out, "out_dir": work, "resume": resume, "progress": progress}
-    if algo == "bptt":
-        iterations = None if steps is None else steps // (settings.batch_size * held_out.env.max_steps)
-        if minutes is None:  # a step budget alone: about 20 evaluations over it (run.json keeps the setting)
-            settings = replace(settings, eval_every=max(1, iterations // 20))
-        result = train_bptt(env_id, settings, iterations=iterations, **common)
-    elif algo == "rsl-ppo":
-        from mn_gym.train.rsl import train_rsl_ppo  # rsl-rl-lib is imported for its runs only
+    checkpoint = work / POLICY_FILE[algo]
+    before = checkpoint.stat().st_mtime_ns if checkpoint.is_file() else None
+    try:
+        run = {"env_id": env_id, "algo": algo, "seed": seed, "settings": asdict(settings),
+               "env_kwargs": env_kwargs, "device": device, "mn_gym_version": mn_gym.__version__}
+        (work / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
+        started = time.time()
+        # the held-out episodes, built once: the trainer evaluates on them; they give the episode length, radius
+        held_out = HeldOut.make(env_id, eval_batch, eval_seed, env_kwargs, device)
+        time_budget = None if minutes is None else 60.0 * minutes
+        common = {"time_budget": time_budget, "seed": seed, "device": device, "env_kwargs": env_kwargs,
+                  "held_out": held_out, "out_dir": work, "resume": resume, "progress": progress}
+        if algo == "bptt":
+            iterations = None if steps is None else steps // (settings.batch_size * held_out.env.max_steps)
+            if minutes is None:  # a step budget alone: about 20 evaluations over it (run.json keeps the setting)
+                settings = replace(settings, eval_every=max(1, iterations // 20))
+            result = train_bptt(env_id, settings, iterations=iterations, **common)
+        elif algo == "rsl-ppo":
+            from mn_gym.train.rsl import train_rsl_ppo  # rsl-rl-lib is imported for its runs only
 
-        result = train_rsl_ppo(env_id, settings, steps=steps, **common)
-    else:
-        from mn_gym.train.sb3 import train_sb3  # stable-baselines3 is imported for RL runs only
+            result = train_rsl_ppo(env_id, settings, steps=steps, **common)
+        else:
+            from mn_gym.train.sb3 import train_sb3  # stable-baselines3 is imported for RL runs only
 
-        result = train_sb3(env_id, settings, steps=steps, **common)
-    summary = _summary(run, result.curve, result.train_time_s, success_threshold, minutes, steps, command, started)
-    plots.learning_curves({algo: [result.curve]}, work / CURVE_PNG, _title(summary),
-                          held_out.env.task.success_radius)
-    _plot_trajectories(env_id, env_kwargs, result.policy, work / TRAJ_PNG, eval_seed, _title(summary))
-    (work / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+            result = train_sb3(env_id, settings, steps=steps, **common)
+        summary = _summary(run, result.curve, result.train_time_s, success_threshold, minutes, steps, command,
+                           started)
+        plots.learning_curves({algo: [result.curve]}, work / CURVE_PNG, _title(summary),
+                              held_out.env.task.success_radius)
+        _plot_trajectories(env_id, env_kwargs, result.policy, work / TRAJ_PNG, eval_seed, _title(summary))
+        (work / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    except BaseException:
+        # a run that fails before it saved a checkpoint of its own leaves nothing that blocks a rerun
+        if fresh and (checkpoint.stat().st_mtime_ns if checkpoint.is_file() else None) == before:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     _publish(work, out)
     return summary
 
@@ -218,11 +251,16 @@ def load_policy(run_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
     """(run.json, trained policy) of a run folder; the policy maps (obs, hidden) -> (excitation, hidden)."""
     run_dir = Path(run_dir)
     run = load_run(run_dir)
+    if run["algo"] not in ALGOS:
+        raise RunError(f"{run_dir / RUN_FILE}: unknown algo {run['algo']!r}; mn_gym trains {', '.join(ALGOS)}")
     if run["algo"] == "bptt":
         checkpoint = load_checkpoint(run_dir / CHECKPOINT)
-        spec = checkpoint["policy_spec"]
-        policy = mn_gym.GRUPolicy(spec["n_obs"], spec["n_muscles"], n_hidden=spec["n_hidden"])
-        policy.load_state_dict(checkpoint["policy"])
+        try:
+            spec = checkpoint["policy_spec"]
+            policy = mn_gym.GRUPolicy(spec["n_obs"], spec["n_muscles"], n_hidden=spec["n_hidden"])
+            policy.load_state_dict(checkpoint["policy"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise BadFileError(f"{run_dir / CHECKPOINT} holds no GRU policy mn_gym can load: {exc}") from None
         return run, policy.eval()
     if run["algo"] == "rsl-ppo":
         from mn_gym.train.rsl import load_rsl_policy
@@ -231,7 +269,8 @@ def load_policy(run_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
         return run, load_rsl_policy(run_dir, settings, run["env_id"], run["env_kwargs"])
     from mn_gym.train.sb3 import load_sb3_policy  # stable-baselines3 is imported for RL runs only
 
-    return run, load_sb3_policy(run_dir, run["algo"], run["env_id"])
+    settings = SETTINGS[run["algo"]].from_dict(run["settings"])
+    return run, load_sb3_policy(run_dir, settings, run["env_id"], run["env_kwargs"])
 
 
 def _plot_trajectories(env_id: str, env_kwargs: dict[str, Any], policy: torch.nn.Module, path: Path, seed: int,
@@ -261,5 +300,6 @@ def evaluate_run(run_dir: str | Path, *, env_id: str | None = None, episodes: in
                            f"{run['env_id']}: {run['algo']} seed {run['seed']}: "
                            f"{100 * result['mean_final_distance_m']:.2f} cm, "
                            f"{100 * result['success_rate']:.0f} % success ({episodes} episodes)")
+        record(run_dir / TRAJ_PNG)
         result["plot"] = str(run_dir / TRAJ_PNG)
     return result

@@ -10,15 +10,18 @@ with the agent's deterministic action, so the two methods are scored alike: mean
 and success rate. Budgets: `steps` (env steps, summed over the `n_envs` lanes) and/or `time_budget` (training
 seconds: acting, env steps and gradient updates), see `Budget`.
 
-Files in `out_dir`: `metrics.csv` (the learning curve), `model.zip` (the agent), `vecnormalize.pkl` (the
-observation statistics) and `progress.pt` (curve and clocks, for `resume`), written at every evaluation;
+Files in `out_dir`: `metrics.csv` (the learning curve) and `agent.pt`, written at every evaluation: a
+weights-only torch file (`mn_gym.files`) with the agent's state dicts (networks and optimisers, SB3's
+`get_parameters`, plus SAC's entropy coefficient), its env-step count, the VecNormalize statistics as tensors,
+the curve and the clocks. Nothing is pickled: an agent is rebuilt from the run's settings and loaded from its
+state dicts (SB3's own `model.zip` and `VecNormalize.save` pickle, so a shared file could run code).
 SB3's own training scalars and the curve go to `tensorboard/` when TensorBoard is installed.
 SAC resumes with an empty replay buffer (the buffer is not saved).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +29,13 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.save_util import recursive_getattr
 from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 from torch import Tensor, nn
 
 from mn_gym.faces.common import action_to_excitation
 from mn_gym.faces.sb3 import MnGymVecEnv
+from mn_gym.files import BadFileError, load_tensors, save_tensors
 from mn_gym.train.common import (
     Budget,
     Clock,
@@ -38,8 +43,7 @@ from mn_gym.train.common import (
     LearningCurve,
     Progress,
     TrainResult,
-    atomic,
-    save_atomic,
+    check_env_kwargs,
     start_rl_run,
     tensorboard_dir,
 )
@@ -47,7 +51,7 @@ from mn_gym.train.settings import SETTINGS, PPOSettings, RecurrentPPOSettings, S
 
 __all__ = ["CURVE_FIELDS", "SB3Policy", "load_sb3_policy", "train_sb3"]
 
-MODEL, NORMALIZER, PROGRESS = "model.zip", "vecnormalize.pkl", "progress.pt"
+AGENT = "agent.pt"
 CURVE_FIELDS = ("env_steps", "train_time_s", "elapsed_s", "train_episode_reward", "eval_final_distance",
                 "eval_success_rate", "eval_loss")
 SB3Settings = PPOSettings | RecurrentPPOSettings | SACSettings
@@ -94,17 +98,84 @@ class SB3Policy(nn.Module):
         return action_to_excitation(torch.as_tensor(action, dtype=obs.dtype, device=obs.device)), hidden
 
 
-def load_sb3_policy(run_dir: str | Path, algo: str, env_id: str) -> SB3Policy:
-    """The agent saved in `run_dir` (`model.zip` and `vecnormalize.pkl`) as an `SB3Policy`."""
-    run_dir = Path(run_dir)
-    cls, _ = _algorithm(algo)
-    if not (run_dir / MODEL).is_file():
-        raise FileNotFoundError(f"no {MODEL} in {run_dir}")
-    model = cls.load(run_dir / MODEL, device="cpu")
+def _build(settings: SB3Settings, venv: Any, **kwargs: Any) -> BaseAlgorithm:
+    """A new SB3 agent as `settings` describe it, on `venv` (`kwargs`: seed, device, tensorboard_log)."""
+    cls, policy_name = _algorithm(settings.algo)
+    sb3_kwargs = {k: v for k, v in asdict(settings).items() if k != "n_envs"}  # a copy: SB3 edits policy_kwargs
+    return cls(policy_name, venv, verbose=0, **kwargs, **sb3_kwargs)
+
+
+def agent_state(model: BaseAlgorithm, normalizer: VecNormalize | None) -> dict[str, Any]:
+    """What `agent.pt` keeps of an agent, tensors and plain values only: SB3's state dicts (`get_parameters`:
+    networks and optimisers), its other saved tensors (SAC's entropy coefficient), the env-step and update
+    counts, and the observation/return statistics of `normalizer`."""
+    tensors = model._get_torch_save_params()[1] or []
+    state: dict[str, Any] = {"parameters": model.get_parameters(),
+                             "tensors": {name: recursive_getattr(model, name).detach().cpu() for name in tensors},
+                             "num_timesteps": model.num_timesteps, "n_updates": getattr(model, "_n_updates", 0)}
+    if normalizer is not None:
+        state["normalizer"] = {
+            "obs_mean": torch.from_numpy(normalizer.obs_rms.mean.copy()),
+            "obs_var": torch.from_numpy(normalizer.obs_rms.var.copy()), "obs_count": float(normalizer.obs_rms.count),
+            "ret_mean": float(normalizer.ret_rms.mean), "ret_var": float(normalizer.ret_rms.var),
+            "ret_count": float(normalizer.ret_rms.count),
+            "settings": {"norm_obs": normalizer.norm_obs, "norm_reward": normalizer.norm_reward,
+                         "clip_obs": float(normalizer.clip_obs), "clip_reward": float(normalizer.clip_reward),
+                         "gamma": float(normalizer.gamma), "epsilon": float(normalizer.epsilon)}}
+    return state
+
+
+def restore_agent(model: BaseAlgorithm, state: dict[str, Any], path: Path) -> None:
+    """Load `agent_state`'s dict (read from `path`) into `model`, built with the same settings."""
+    try:
+        model.set_parameters(state["parameters"], exact_match=True, device=model.device)
+        for name, value in state["tensors"].items():
+            recursive_getattr(model, name).data.copy_(value)
+        model.num_timesteps, model._n_updates = int(state["num_timesteps"]), int(state["n_updates"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise BadFileError(f"{path} does not hold a {type(model).__name__} agent of this run's settings: "
+                           f"{exc}") from None
+
+
+def restore_normalizer(venv: Any, state: dict[str, Any], path: Path, training: bool = True) -> VecNormalize:
+    """A `VecNormalize` over `venv` with the statistics of `agent_state(...)["normalizer"]` (read from `path`)."""
+    try:
+        normalizer = VecNormalize(venv, training=training, **state["settings"])
+        if tuple(state["obs_mean"].shape) != normalizer.obs_rms.mean.shape:
+            raise ValueError(f"observation statistics of shape {tuple(state['obs_mean'].shape)}, the env's "
+                             f"observations have {normalizer.obs_rms.mean.shape}")
+        normalizer.obs_rms.mean = state["obs_mean"].double().numpy()
+        normalizer.obs_rms.var = state["obs_var"].double().numpy()
+        normalizer.obs_rms.count = float(state["obs_count"])
+        normalizer.ret_rms.mean = np.float64(state["ret_mean"])
+        normalizer.ret_rms.var = np.float64(state["ret_var"])
+        normalizer.ret_rms.count = float(state["ret_count"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadFileError(f"{path} holds no usable observation statistics: {exc}") from None
+    return normalizer
+
+
+def load_agent(run_dir: str | Path) -> dict[str, Any]:
+    """The dict in `run_dir/agent.pt`, read weights-only and checked (`mn_gym.files.load_tensors`)."""
+    path = Path(run_dir) / AGENT
+    if not path.is_file() and (Path(run_dir) / "model.zip").is_file():
+        raise BadFileError(f"{run_dir} holds an SB3 model.zip (an older mn_gym's format, a pickle): mn_gym no "
+                           "longer loads pickles; retrain the run")
+    return load_tensors(path)
+
+
+def load_sb3_policy(run_dir: str | Path, settings: SB3Settings, env_id: str,
+                    env_kwargs: dict[str, Any] | None = None) -> SB3Policy:
+    """The agent saved in `run_dir/agent.pt`, trained with `settings` on `env_id`, as an `SB3Policy`."""
+    state = load_agent(run_dir)
+    venv = MnGymVecEnv(env_id, settings.n_envs, **check_env_kwargs(env_kwargs))
+    if hasattr(settings, "buffer_size"):  # an agent to act, not to train: no replay memory
+        settings = replace(settings, buffer_size=settings.n_envs)
+    model = _build(settings, venv, device="cpu")
+    restore_agent(model, state, Path(run_dir) / AGENT)
     normalizer = None
-    if (run_dir / NORMALIZER).is_file():
-        normalizer = VecNormalize.load(str(run_dir / NORMALIZER), MnGymVecEnv(env_id, 1))
-        normalizer.training = False
+    if state.get("normalizer") is not None:
+        normalizer = restore_normalizer(venv, state["normalizer"], Path(run_dir) / AGENT, training=False)
     return SB3Policy(model, normalizer)
 
 
@@ -146,13 +217,8 @@ class _Evaluations(BaseCallback):
                            "train_episode_reward": float(np.mean(episodes)) if episodes else float("nan"),
                            **metrics})
         if self.out is not None:
-            with atomic(self.out / MODEL) as tmp:
-                self.model.save(tmp)
-            if normalizer is not None:
-                with atomic(self.out / NORMALIZER) as tmp:
-                    normalizer.save(str(tmp))
-            save_atomic({"curve": self.curve.rows, "env_steps": self.model.num_timesteps,
-                         "train_time_s": self.clock.train_s}, self.out / PROGRESS)
+            save_tensors({**agent_state(self.model, normalizer), "curve": self.curve.rows,
+                          "train_time_s": self.clock.train_s}, self.out / AGENT)
 
 
 def train_sb3(env_id: str, settings: SB3Settings, *, steps: int | None = None, time_budget: float | None = None,
@@ -172,25 +238,24 @@ def train_sb3(env_id: str, settings: SB3Settings, *, steps: int | None = None, t
         resume: continue the run in `out_dir` up to the same total budget.
         progress: show the progress (`Progress`). tensorboard: log to TensorBoard when it is installed.
     """
-    cls, policy_name = _algorithm(settings.algo)
+    _algorithm(settings.algo)  # an unknown algo or a missing sb3-contrib fails before anything is built
     budget, env_kwargs, out, held_out = start_rl_run(
         env_id, settings, steps=steps, time_budget=time_budget, n_evals=n_evals, env_kwargs=env_kwargs,
-        held_out=held_out, out_dir=out_dir, resume=resume, checkpoint=MODEL, device=device)
-    venv = MnGymVecEnv(env_id, settings.n_envs, device=device, **env_kwargs)
+        held_out=held_out, out_dir=out_dir, resume=resume, checkpoint=AGENT, device=device)
+    venv = VecMonitor(MnGymVecEnv(env_id, settings.n_envs, device=device, **env_kwargs))
     venv.seed(seed)
 
-    # ---- the agent, new or where the run stopped
-    sb3_kwargs = {k: v for k, v in asdict(settings).items() if k != "n_envs"}  # a copy: SB3 edits policy_kwargs
+    # ---- the agent, new or where the run stopped (rebuilt from the settings, loaded from its state dicts)
     saved: dict[str, Any] = {"curve": [], "train_time_s": 0.0}
     if resume:
-        venv = VecNormalize.load(str(out / NORMALIZER), VecMonitor(venv))
-        model = cls.load(out / MODEL, env=venv, device=device)
-        saved = torch.load(out / PROGRESS, weights_only=False)
+        saved = load_agent(out)
+        venv = restore_normalizer(venv, saved.get("normalizer") or {}, out / AGENT)
     else:
-        venv = VecNormalize(VecMonitor(venv), gamma=settings.gamma)
-        tb = tensorboard_dir(out, tensorboard)
-        model = cls(policy_name, venv, seed=seed, device=device, verbose=0, tensorboard_log=tb and str(tb),
-                    **sb3_kwargs)
+        venv = VecNormalize(venv, gamma=settings.gamma)
+    tb = tensorboard_dir(out, tensorboard)
+    model = _build(settings, venv, seed=seed, device=device, tensorboard_log=tb and str(tb))
+    if resume:
+        restore_agent(model, saved, out / AGENT)
     config = {"env_id": env_id, "algo": settings.algo, **asdict(settings), "env_kwargs": env_kwargs, "steps": steps,
               "time_budget": time_budget, "n_evals": n_evals, "eval_batch": held_out.env.batch_size,
               "eval_seed": held_out.seed, "seed": seed, "device": str(device), "torch_threads": torch.get_num_threads()}
