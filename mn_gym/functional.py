@@ -48,7 +48,8 @@ class EnvState(NamedTuple):
 
     effector: the effector's state. task: the episode's task state (the task's own `State` type). t: (B,)
     long, steps since reset. proprioception: (B, lag + 1, 2M) and vision: (B, lag + 1, 2) delay lines, oldest
-    first. actions: (B, n_stack, M) the last actions, oldest first. last_action: (B, M) the previous action.
+    first. actions: (B, n_stack, M) the last actions, oldest first. last_action: (B, M) the previous action as
+    the muscles take it (clipped to [min_activation, 1]).
     """
 
     effector: EffectorState
@@ -402,6 +403,7 @@ class Env:
         load = task.endpoint_load(ts, t, self.dt, self.effector.cartesian(eff)) if self._pushes else None
         excitation = action if noise is None else action + noise[:, :m]
         eff = self.effector.advance(eff, excitation, load, None)
+        received = self.effector.clip_excitation(action)  # what effort and jerk score: the command, as muscles take it
         t = t + 1
         cart = self.effector.cartesian(eff)
         new = EnvState(
@@ -411,10 +413,10 @@ class Env:
             proprioception=push(state.proprioception, self.proprioception(eff)),
             vision=push(state.vision, cart[:, :2]),
             actions=push(state.actions, action) if self.sensing.action_frame_stacking else state.actions,
-            last_action=action,
+            last_action=received,
         )
         goal = task.goal(ts, t, self.dt)
-        terms = task.loss_terms(ts, StepOutcome(t, self.dt, cart, goal, action, state.last_action, eff))
+        terms = task.loss_terms(ts, StepOutcome(t, self.dt, cart, goal, received, state.last_action, eff))
         if not terms.keys() <= task.weights.keys():
             raise KeyError(f"task {task.name!r} returned loss term(s) {sorted(terms.keys() - task.weights.keys())} "
                            f"that it does not declare in weight_defaults ({list(task.weights)})")

@@ -402,3 +402,19 @@ def test_observation_layout_comes_from_the_declared_terms(env_id):
     for name, _ in env.task.observation_terms:
         torch.testing.assert_close(obs[:, slices[name]], shown[name], rtol=0, atol=0)
     torch.testing.assert_close(obs[:, slices["hand"]], env.effector.cartesian(state.effector)[:, :2], rtol=0, atol=0)
+
+
+def test_effort_and_jerk_score_the_excitation_the_muscles_take():
+    """An action outside [min_activation, 1] costs what its clipped value costs: -7 rests the muscle and costs
+    what 0 costs, not 49; 1.8e19 costs what 1 costs (a finite reward), as in every Gymnasium face."""
+    env = mn_gym.make("ArmReach-v0", batch_size=2, seed=0, deterministic=True, weights={"jerk": 1.0})
+    state, _ = env.reset()
+    rewards = {}
+    for a in (-7.0, 0.0, 1.0, 1.8e19):
+        new, _, reward, *_, info = env.step(state, torch.full((2, env.action_size), a))
+        rewards[a] = reward
+        assert torch.isfinite(reward).all() and float(info["terms"]["effort"].max()) <= 1.0
+        assert float(new.last_action.max()) <= 1.0
+    assert torch.equal(rewards[-7.0], rewards[0.0])
+    # the physics differs only by what the clip passes: 1 and 1.8e19 drive the muscles alike
+    torch.testing.assert_close(rewards[1.8e19], rewards[1.0])

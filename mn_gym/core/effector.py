@@ -192,10 +192,14 @@ class Effector:
             self._check_step_inputs(state, excitation, endpoint_load, joint_load)
         return self.advance(state, excitation, endpoint_load, joint_load)
 
+    def clip_excitation(self, excitation: Tensor) -> Tensor:
+        """Excitation (B, M) as the muscles take it: clipped to [min_activation, 1]."""
+        return excitation.clamp(self._min_activation, 1.0)
+
     def advance(self, state: EffectorState, excitation: Tensor, endpoint_load: Tensor | None = None,
                 joint_load: Tensor | None = None) -> EffectorState:
         """`step` without input checks: clip excitations, then `n_substeps` integrator steps of dt / n_substeps."""
-        u = excitation.clamp(self._min_activation, 1.0)
+        u = self.clip_excitation(excitation)
         loads = (endpoint_load, joint_load)
         integrate, lagged = INTEGRATORS[self.integrator], LAGGED_PATH[self.integrator]
         h = self.dt / self.n_substeps

@@ -34,7 +34,9 @@ class StepOutcome(NamedTuple):
 
     t: (B,) long, steps since reset after the step. dt: step length (s). hand: endpoint [x, y, vx, vy] (B, 4)
     after the step (m, m/s). goal: (B, 2) where the hand should be at t (m). action: the excitation command of
-    this step (B, M). last_action: the previous step's (B, M). effector: the effector state after the step.
+    this step as the muscles take it, clipped to [min_activation, 1] (B, M): an action of -7 costs no more effort
+    than 0 (motor noise is not the controller's effort). last_action: the previous step's (B, M). effector: the
+    effector state after the step.
     """
 
     t: Tensor
