@@ -125,10 +125,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.show_settings:
         _show_settings(args.env)
         return 0
-    settings = tuned(args.algo, args.env, _overrides(args.algo, _pairs(args.settings, "--set")))
+    overrides = _overrides(args.algo, _pairs(args.settings, "--set"))
     env_kwargs = {k: _literal(v) for k, v in _pairs(args.env_set, "--env-set").items()}
     torch.set_num_threads(args.threads)
-    out = args.out or Path("runs") / args.env / args.algo / f"seed{args.seed}"
+    out = args.out or Path("runs") / args.env / args.algo / f"seed{args.seed or 0}"
+    if args.resume:  # the recorded run, with only what was asked laid over it (runs.train refuses a change)
+        run = runs.recorded(out)
+        base = SETTINGS[args.algo].from_dict(run["settings"]) if run["algo"] == args.algo else None
+        settings = SETTINGS[args.algo].from_dict(overrides, base) if overrides and base else None
+        env_kwargs = {**run["env_kwargs"], **env_kwargs} if env_kwargs else None
+    else:
+        settings = tuned(args.algo, args.env, overrides)
     summary = runs.train(args.env, args.algo, out, settings=settings, seed=args.seed, minutes=args.minutes,
                          steps=args.steps, device=args.device, resume=args.resume, overwrite=args.overwrite,
                          progress=not args.no_progress, env_kwargs=env_kwargs, eval_batch=args.eval_episodes,
@@ -227,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "replaced only when the run finishes, so existing results are never half-overwritten."))
     p.add_argument("--algo", choices=runs.ALGOS, default="bptt", help="training method")
     p.add_argument("--env", default=DEFAULT_ENV, help="env id (see 'mn-gym list')")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="seed of the policy and the training env (default 0; a resumed run "
+                   "keeps its own)")
     _add_budget(p)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--out", type=Path, help="run folder (default: runs/<env>/<algo>/seed<seed>)")

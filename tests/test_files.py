@@ -182,3 +182,29 @@ def test_a_damaged_compile_cache_entry_is_rebuilt_not_loaded(tmp_path, monkeypat
             assert compilation._load_cached(path) is None
         assert not path.exists() and not compilation._digest_path(path).exists()
     assert compilation._load_cached(path) is None  # nothing cached: nothing to load, no warning
+
+
+def test_one_writer_per_run_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    with runs._writer_lock(out):  # another run is writing `out`
+        train_tiny(out, expect=2)
+    assert "another mn-gym run is writing" in capsys.readouterr().err and not out.exists()
+    train_tiny(out)  # the lock ends with its holder
+    assert (out / "summary.json").is_file()
+
+
+def test_resume_continues_the_recorded_run_and_refuses_changes(trained, tmp_path, capsys):
+    out = copy_run(trained["bptt"], tmp_path / "run")
+    capsys.readouterr()
+    resume = ["train", "--env", "PointMassReach-v0", "--out", out, "--no-progress", "--resume", "--steps", 6400]
+    conflicts = ((["--seed", 3], "seed 0 (asked 3)"), (["--set", "batch_size=32"], "batch_size 16 (asked 32)"),
+                 (["--env-set", "muscle=thelen"], "env settings {} (asked {'muscle': 'thelen'})"))
+    for extra, message in conflicts:
+        run_cli(*resume, *extra, expect=2)
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    assert not (tmp_path / ".run.partial").exists()
+    run_cli(*resume, "--set", "batch_size=16")  # what was recorded may be repeated; the rest comes from run.json
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env_steps"] == 6400 and summary["settings"]["batch_size"] == 16
+    assert summary["settings"]["compile_effector"] is False and summary["seed"] == 0

@@ -18,12 +18,16 @@ an interrupted run is continued with `resume=True` (which also extends a finishe
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
 import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -116,18 +120,51 @@ def _partial(out: Path) -> Path:
     return out.parent / f".{out.name}.partial"
 
 
-def _workdir(out: Path, env_id: str, algo: str, resume: bool, overwrite: bool) -> Path:
+def recorded(out: str | Path) -> dict[str, Any]:
+    """The `run.json` of the run that `resume` would continue in `out`: its unfinished sibling's, else its own."""
+    out = Path(out)
+    source = _partial(out) if _partial(out).is_dir() else out
+    if not (source / RUN_FILE).is_file():
+        raise RunError(f"nothing to resume in {out}: no run was started there")
+    return load_run(source)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _resumed(out: Path, env_id: str, algo: str, seed: int | None, settings: Settings | None,
+             env_kwargs: dict[str, Any] | None) -> tuple[int, Settings, dict[str, Any]]:
+    """(seed, settings, env settings) a resumed run continues with: the recorded ones. A value the caller gives
+    (not None) must equal the recorded one: a `RunError` names each that differs."""
+    run = recorded(out)
+    if (run["env_id"], run["algo"]) != (env_id, algo):
+        raise RunError(f"the run in {out} is {run['algo']} on {run['env_id']}, not {algo} on {env_id}: "
+                       "a checkpoint only continues on its own env and algo; choose another --out")
+    conflicts = []
+    if seed is not None and seed != run["seed"]:
+        conflicts.append(f"seed {run['seed']} (asked {seed})")
+    if settings is not None:
+        conflicts += [f"{key} {run['settings'].get(key)!r} (asked {value!r})"
+                      for key, value in _jsonable(asdict(settings)).items() if value != run["settings"].get(key)]
+    if env_kwargs is not None and _jsonable(env_kwargs) != run["env_kwargs"]:
+        conflicts.append(f"env settings {run['env_kwargs']} (asked {env_kwargs})")
+    if conflicts:
+        raise RunError(f"--resume continues the run in {out} as it was recorded, and these differ: "
+                       f"{'; '.join(conflicts)}. Leave them out to continue it, or start a new run (another --out, "
+                       "or --overwrite)")
+    try:
+        return run["seed"], SETTINGS[algo].from_dict(run["settings"]), run["env_kwargs"]
+    except (TypeError, ValueError) as exc:
+        raise RunError(f"the recorded settings of {out} no longer fit this mn_gym: {exc}") from None
+
+
+def _workdir(out: Path, algo: str, resume: bool, overwrite: bool) -> Path:
     """The folder to train in (the staging sibling), prepared for a fresh or a resumed run."""
     partial = _partial(out)
     finished = (out / SUMMARY).is_file()
     if resume:
         source = partial if partial.is_dir() else out
-        if not (source / RUN_FILE).is_file():
-            raise RunError(f"nothing to resume in {out}: no run was started there")
-        run = load_run(source)
-        if (run["env_id"], run["algo"]) != (env_id, algo):
-            raise RunError(f"the run in {source} is {run['algo']} on {run['env_id']}, not {algo} on {env_id}: "
-                           "a checkpoint only continues on its own env and algo; choose another --out")
         if source == out:  # check the finished run before it is copied to be continued
             check_folder(out)
             load_tensors(out / POLICY_FILE[algo])
@@ -147,6 +184,29 @@ def _workdir(out: Path, env_id: str, algo: str, resume: bool, overwrite: bool) -
     return partial
 
 
+@contextmanager
+def _writer_lock(out: Path) -> Iterator[None]:
+    """Hold the one-writer lock of the run folder `out` (`.<name>.lock` beside it, an exclusive `flock`, freed
+    when the process ends however it ends); a second writer gets a `RunError` at once instead of a mixed folder."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise RunError(f"another mn-gym run is writing {out} ({f.read().strip() or 'a process'}): wait for it "
+                           "to end, or choose another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {platform.node()}")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.truncate(0)
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _publish(partial: Path, out: Path) -> None:
     """Write the finished `partial` folder's manifest, then replace `out` by it (the old results survive until
     the swap)."""
@@ -162,7 +222,7 @@ def _publish(partial: Path, out: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- train
-def train(env_id: str, algo: str, out: str | Path, *, settings: Settings | None = None, seed: int = 0,
+def train(env_id: str, algo: str, out: str | Path, *, settings: Settings | None = None, seed: int | None = None,
           minutes: float | None = None, steps: int | None = None, device: str = "cpu", resume: bool = False,
           overwrite: bool = False, progress: bool = True, env_kwargs: dict[str, Any] | None = None,
           eval_batch: int = EVAL_EPISODES, eval_seed: int = EVAL_SEED, success_threshold: float = SUCCESS_THRESHOLD,
@@ -171,15 +231,30 @@ def train(env_id: str, algo: str, out: str | Path, *, settings: Settings | None 
 
     Budgets: `minutes` of training wall-clock (evaluation excluded) and/or `steps` env steps; training stops
     at whichever comes first. `settings`: the algo's (`mn_gym.train.settings.SETTINGS[algo]`; default its tuned
-    values for `env_id`, `mn_gym.train.hyperparams.tuned`); `env_kwargs`: catalogue overrides. Evaluation: the
+    values for `env_id`, `mn_gym.train.hyperparams.tuned`); `env_kwargs`: catalogue overrides; `seed`: default
+    0. With `resume`, the run continues with the seed, settings and env settings its `run.json` records; any of
+    them given here must equal the recorded value (else a `RunError` naming it). Evaluation: the
     held-out episodes of `eval_batch` starts seeded with `eval_seed`. The summary reports the final and best
     held-out distance and success rate, and the env steps and training seconds at which the success rate first
     reached `success_threshold` (None when it never did)."""
-    env_kwargs, out = dict(env_kwargs or {}), Path(out)
-    settings = check_request(env_id, algo, minutes, steps, settings, eval_batch, env_kwargs)
+    out = Path(out)
     check_writable(out)
+    with _writer_lock(out):
+        return _train(env_id, algo, out, settings, seed, minutes, steps, device, resume, overwrite, progress,
+                      env_kwargs, eval_batch, eval_seed, success_threshold, command)
+
+
+def _train(env_id: str, algo: str, out: Path, settings: Settings | None, seed: int | None, minutes: float | None,
+           steps: int | None, device: str, resume: bool, overwrite: bool, progress: bool,
+           env_kwargs: dict[str, Any] | None, eval_batch: int, eval_seed: int, success_threshold: float,
+           command: str | None) -> dict[str, Any]:
+    """`train` under the folder's writer lock."""
+    if resume:
+        seed, settings, env_kwargs = _resumed(out, env_id, algo, seed, settings, env_kwargs)
+    seed, env_kwargs = 0 if seed is None else seed, dict(env_kwargs or {})
+    settings = check_request(env_id, algo, minutes, steps, settings, eval_batch, env_kwargs)
     fresh = not (resume and _partial(out).is_dir())  # this call makes the working folder
-    work = _workdir(out, env_id, algo, resume, overwrite)
+    work = _workdir(out, algo, resume, overwrite)
     checkpoint = work / POLICY_FILE[algo]
     before = checkpoint.stat().st_mtime_ns if checkpoint.is_file() else None
     try:
