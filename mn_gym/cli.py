@@ -9,17 +9,20 @@
     mn-gym sweep --envs PointMassReach-v0 ArmReach-v0 --algos bptt ppo --seeds 0 1 --minutes 2 --out runs/grid
     mn-gym report runs/grid --reference runs/reference
 
-Every subcommand has its own `--help`. Errors in what was asked (unknown env or algo, impossible budget,
-unwritable folder, a run from another env) end with a one-line message and exit status 2.
+Every subcommand has its own `--help`. Errors in what was asked (unknown env or algo, impossible budget or
+setting, unwritable or full folder, a damaged or foreign file, a run from another env, a missing extra) end with
+a one-line message and exit status 2 (`USER_ERRORS`); anything else is a bug and shows its traceback (exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +30,17 @@ import torch
 
 import mn_gym
 from mn_gym import catalogue
+from mn_gym.files import BadFileError
 from mn_gym.train import runs
 from mn_gym.train.common import EVAL_EPISODES, EVAL_SEED
-from mn_gym.train.hyperparams import ZOO_NAMES, tuned, tuned_ids, zoo_file
+from mn_gym.train.hyperparams import ZOO_NAMES, HyperparamsError, tuned, tuned_ids, zoo_file
 from mn_gym.train.settings import SETTINGS, describe
 
 __all__ = ["main"]
 
 DEFAULT_ENV = "ArmReach-v0"
+# what the user can fix: the request, a file or folder, the disk, an optional dependency
+USER_ERRORS = (runs.RunError, BadFileError, HyperparamsError, OSError, ImportError)
 EPILOG = "Run 'mn-gym <command> --help' for a command's options. Docs: README.md; results: baselines/README.md."
 
 
@@ -83,7 +89,20 @@ def _overrides(algo: str, texts: dict[str, str]) -> dict[str, Any]:
     """`--set` texts of `algo` as setting values (laid over an env's tuned settings by `tuned`)."""
     if algo not in SETTINGS:
         raise runs.RunError(f"unknown algo {algo!r}; choose one of {', '.join(SETTINGS)}")
-    return SETTINGS[algo].parse_values(texts)
+    with _asked("--set"):
+        return SETTINGS[algo].parse_values(texts)
+
+
+@contextlib.contextmanager
+def _asked(what: str) -> Iterator[None]:
+    """Turn the argument checks' ValueError / TypeError inside the block into a `RunError` (a user error: one
+    line, exit 2). Only around code that checks what the user asked: elsewhere such an error is a bug."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, USER_ERRORS):
+            raise
+        raise runs.RunError(f"{what}: {exc}") from None
 
 
 def _show_settings(env_id: str) -> None:
@@ -107,10 +126,21 @@ def _show_settings(env_id: str) -> None:
     print("Override with --set KEY=VALUE (a Python literal, or a bare word for a string), e.g. --set lr=3e-3")
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (threads, episodes, workers, pixels)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _add_budget(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minutes", type=float, help="training wall-clock budget (evaluation excluded)")
     p.add_argument("--steps", type=int, help="env-step budget (with or instead of --minutes; first reached stops)")
-    p.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES,
+    p.add_argument("--eval-episodes", type=_positive_int, default=EVAL_EPISODES,
                    help="held-out episodes of each evaluation during training")
 
 
@@ -132,10 +162,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:  # the recorded run, with only what was asked laid over it (runs.train refuses a change)
         run = runs.recorded(out)
         base = SETTINGS[args.algo].from_dict(run["settings"]) if run["algo"] == args.algo else None
-        settings = SETTINGS[args.algo].from_dict(overrides, base) if overrides and base else None
+        with _asked("--set"):
+            settings = SETTINGS[args.algo].from_dict(overrides, base) if overrides and base else None
         env_kwargs = {**run["env_kwargs"], **env_kwargs} if env_kwargs else None
     else:
-        settings = tuned(args.algo, args.env, overrides)
+        with _asked("--set"):
+            settings = tuned(args.algo, args.env, overrides)
     summary = runs.train(args.env, args.algo, out, settings=settings, seed=args.seed, minutes=args.minutes,
                          steps=args.steps, device=args.device, resume=args.resume, overwrite=args.overwrite,
                          progress=not args.no_progress, env_kwargs=env_kwargs, eval_batch=args.eval_episodes,
@@ -164,8 +196,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from mn_gym.media import render_policy
 
-    run, policy = runs.load_policy(args.run)
     out = Path(args.out) if args.out else Path(args.run) / "episode.gif"
+    if out.suffix.lower() not in (".gif", ".mp4", ".png"):
+        raise runs.RunError(f"render output must end in .gif, .mp4 or .png, got {out.name!r}")
+    run, policy = runs.load_policy(args.run)
     written = render_policy(run["env_id"], policy, out, episodes=args.episodes, seed=args.seed,
                             env_kwargs=run["env_kwargs"], width=args.width)
     print(f"wrote {written}")
@@ -191,11 +225,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise runs.RunError(f"sweep settings name their algo: ALGO.KEY=VALUE, got {key!r}")
         texts.setdefault(algo, {})[name] = value
     overrides = {algo: _overrides(algo, values) for algo, values in texts.items()}
-    rows = sweep(args.envs, args.algos, args.seeds, args.out, minutes=args.minutes, steps=args.steps,
-                 overrides=overrides, eval_batch=args.eval_episodes, address=args.address, workers=args.workers,
-                 cpus_per_trial=args.cpus_per_trial,
-                 overwrite=args.overwrite, progress=not args.no_progress,
-                 command="mn-gym " + shlex.join(sys.argv[1:]) if args.record_command else None)
+    with _asked("sweep"):  # it checks every trial's request first; a trial's own failure lands in its row
+        rows = sweep(args.envs, args.algos, args.seeds, args.out, minutes=args.minutes, steps=args.steps,
+                     overrides=overrides, eval_batch=args.eval_episodes, address=args.address, workers=args.workers,
+                     cpus_per_trial=args.cpus_per_trial, overwrite=args.overwrite, progress=not args.no_progress,
+                     command="mn-gym " + shlex.join(sys.argv[1:]) if args.record_command else None)
     print((Path(args.out) / "table.md").read_text())
     failed = [r for r in rows if r["status"] == "failed"]
     for r in failed:
@@ -244,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(p)
     p.add_argument("--env-set", action="append", metavar="KEY=VALUE",
                    help="catalogue override for the env, repeatable (e.g. muscle=thelen, integrator=rk4)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest at these batch sizes)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="torch threads (1 is fastest at these batch sizes)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-record-command", dest="record_command", action="store_false",
                    help="do not store the command line in summary.json")
@@ -257,11 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "(deterministic env, fixed seed) and plot hand trajectories into <run>/trajectories.png.")
     p.add_argument("run", type=Path, help="a run folder written by 'mn-gym train'")
     p.add_argument("--env", help="env id to evaluate on (must be the run's own)")
-    p.add_argument("--episodes", type=int, default=EVAL_EPISODES)
+    p.add_argument("--episodes", type=_positive_int, default=EVAL_EPISODES)
     p.add_argument("--seed", type=int, default=EVAL_SEED, help="seed of the held-out episodes")
     p.add_argument("--json", help="also write the result to this JSON file")
     p.add_argument("--no-plot", action="store_true")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=_positive_int, default=1)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("render", help="video (gif/mp4) or PNG of a trained policy", formatter_class=fmt,
@@ -269,9 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    ".png for the last frame with the hand's path.")
     p.add_argument("run", type=Path, help="a run folder written by 'mn-gym train'")
     p.add_argument("--out", help="output file, .gif, .mp4 or .png (default: <run>/episode.gif)")
-    p.add_argument("--episodes", type=int, default=3)
+    p.add_argument("--episodes", type=_positive_int, default=3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--width", type=int, default=400, help="frame width in pixels")
+    p.add_argument("--width", type=_positive_int, default=400, help="frame width in pixels")
     p.set_defaults(func=cmd_render)
 
     from mn_gym.bench import BENCHMARKS
@@ -294,8 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_budget(p)
     p.add_argument("--out", required=True, help="sweep folder")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
-    p.add_argument("--workers", type=int, default=2, help="concurrent local trials")
-    p.add_argument("--cpus-per-trial", type=int, default=1, help="CPUs (and torch threads) per trial")
+    p.add_argument("--workers", type=_positive_int, default=2, help="concurrent local trials")
+    p.add_argument("--cpus-per-trial", type=_positive_int, default=1, help="CPUs (and torch threads) per trial")
     p.add_argument("--overwrite", action="store_true", help="re-run trials that already finished")
     _add_settings(p, sweep=True)
     p.add_argument("--no-progress", action="store_true")
@@ -321,8 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError) as exc:
-        # what was asked is wrong (RunError, the library's argument checks): the message names it, no traceback
+    except USER_ERRORS as exc:
+        # what was asked cannot be done (a bad request, file or folder, a full disk, a missing extra): the message
+        # names it, no traceback, exit 2. Anything else is a bug of mn_gym: its traceback, exit 1.
         parser.exit(2, f"mn-gym {args.command}: error: {exc}\n")
 
 

@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 
 import pytest
+import torch
 
 from mn_gym import cli
 from mn_gym.train import runs
@@ -144,7 +145,13 @@ def test_bad_requests_fail_clearly(tmp_path, capsys):
         ([*base], "give a budget"),
         ([*base, "--minutes", -1], "positive number of minutes"),
         ([*base, "--steps", 0], "positive integer number of env steps"),
-        ([*base, "--steps", 10**6, "--eval-episodes", 0], "evaluation episodes must be a positive integer"),
+        ([*base, "--steps", 10**6, "--eval-episodes", 0], "argument --eval-episodes: must be >= 1, got 0"),
+        ([*base, "--steps", 10**6, "--threads", 0], "argument --threads: must be >= 1, got 0"),
+        ([*base, "--steps", 10**6, "--device", "cuda:7" if torch.cuda.is_available() else "cuda"], "CUDA GPU"),
+        ([*base, "--steps", 10**6, "--device", "abacus"], "unknown device 'abacus'"),
+        ([*base, "--steps", 10**6, "--env-set", "foo=1"], "env settings {'foo': 1}"),
+        (["eval", tmp_path, "--episodes", "many"], "argument --episodes: must be a whole number"),
+        (["render", tmp_path, "--out", tmp_path / "frame.jpg"], "must end in .gif, .mp4 or .png"),
         ([*base, "--algo", "ppo", "--steps", 100], "too small for one ppo update"),
         ([*base, "--steps", 100], "too small for one bptt update"),
         ([*base, "--steps", 10**6, "--set", "n_envz=3"], "unknown bptt setting(s) ['n_envz']"),
@@ -163,6 +170,18 @@ def test_bad_requests_fail_clearly(tmp_path, capsys):
     assert "is not writable" in capsys.readouterr().err
     run_cli(*base[:3], "--out", blocker, "--steps", 10**6, expect=2)
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_internal_errors_keep_their_traceback(tmp_path, monkeypatch):
+    """A ValueError from deep inside training is a bug, not a user error: it propagates (exit 1, traceback)."""
+
+    def bug(*args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(runs, "train_bptt", bug)
+    with pytest.raises(ValueError, match="an internal bug"):
+        train_tiny(tmp_path / "run")
+    assert not (tmp_path / ".run.partial").exists()  # and it failed before a checkpoint: nothing left behind
 
 
 def test_checkpoint_from_another_env(tmp_path, capsys):
@@ -192,7 +211,7 @@ def test_good_results_are_never_partly_overwritten(tmp_path, capsys, monkeypatch
 
     def fail_early(*args, **kwargs):  # fails before its first checkpoint (a bad setting, say)
         (kwargs["out_dir"] / "metrics.csv").write_text("half a curve")
-        raise ValueError("bad setting")
+        raise runs.RunError("bad setting")
 
     monkeypatch.setattr(runs, "train_bptt", fail_early)
     train_tiny(out, "bptt", "PointMassReach-v0", "--overwrite", expect=2)

@@ -57,11 +57,26 @@ class RunError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------ validation
+def check_device(device: str | torch.device) -> None:
+    """Raise `RunError` unless `device` names a torch device this machine has."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise RunError(f"unknown device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"device {device!r}: this torch build or machine has no CUDA GPU (torch {torch.__version__})")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise RunError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise RunError(f"device {device!r}: MPS is not available here")
+
+
 def check_request(env_id: str, algo: str, minutes: float | None, steps: int | None, settings: Settings | None = None,
-                  eval_batch: int = EVAL_EPISODES, env_kwargs: dict[str, Any] | None = None) -> Settings:
-    """Raise `RunError` for an unknown env or algo, a missing or impossible budget, settings of another algo or a
-    non-positive number of evaluation episodes; return the settings (when None: `algo`'s tuned settings for
-    `env_id`, `mn_gym.train.hyperparams.tuned`)."""
+                  eval_batch: int = EVAL_EPISODES, env_kwargs: dict[str, Any] | None = None,
+                  device: str | torch.device = "cpu") -> Settings:
+    """Raise `RunError` for an unknown env or algo, a missing or impossible budget, settings of another algo, bad
+    env settings, a device this machine lacks or a non-positive number of evaluation episodes; return the
+    settings (when None: `algo`'s tuned settings for `env_id`, `mn_gym.train.hyperparams.tuned`)."""
     if env_id not in mn_gym.list_ids():
         raise RunError(f"unknown env id {env_id!r}; registered: {', '.join(mn_gym.list_ids())}")
     if algo not in ALGOS:
@@ -77,6 +92,11 @@ def check_request(env_id: str, algo: str, minutes: float | None, steps: int | No
         raise RunError(f"the step budget must be a positive integer number of env steps, got {steps!r}")
     if not (isinstance(eval_batch, int) and eval_batch > 0):
         raise RunError(f"evaluation episodes must be a positive integer, got {eval_batch!r}")
+    check_device(device)
+    try:  # the env settings, checked by building the env once
+        mn_gym.make(env_id, batch_size=1, **(env_kwargs or {}))
+    except (TypeError, ValueError) as exc:
+        raise RunError(f"env settings {env_kwargs}: {exc}") from None
     if steps is not None:
         try:
             settings.check_steps(steps, mn_gym.spec(env_id, **(env_kwargs or {})).max_steps)
@@ -252,7 +272,7 @@ def _train(env_id: str, algo: str, out: Path, settings: Settings | None, seed: i
     if resume:
         seed, settings, env_kwargs = _resumed(out, env_id, algo, seed, settings, env_kwargs)
     seed, env_kwargs = 0 if seed is None else seed, dict(env_kwargs or {})
-    settings = check_request(env_id, algo, minutes, steps, settings, eval_batch, env_kwargs)
+    settings = check_request(env_id, algo, minutes, steps, settings, eval_batch, env_kwargs, device)
     fresh = not (resume and _partial(out).is_dir())  # this call makes the working folder
     work = _workdir(out, algo, resume, overwrite)
     checkpoint = work / POLICY_FILE[algo]
