@@ -114,6 +114,11 @@ class Comparison:
         for r in rows if rows is not None else range(golden.shape[0]):
             g, o = golden[r], ours[r]
             scale = float(np.max(np.abs(g))) if g.size else 0.0
+            if not np.all(np.isfinite(g)):  # a broken reference compares with nothing: the row fails
+                self.ok = False
+                self.failures.append(f"{name} [{row_names[r] if row_names else r}]: the golden values are not "
+                                     "all finite (a damaged reference file)")
+                continue
             err = np.abs(o - g)
             worst_err = float(np.max(err)) if err.size else 0.0
             if not np.all(np.isfinite(o)):
@@ -247,13 +252,23 @@ def replay_env(meta: dict[str, Any], data: Any, cmp: Comparison) -> None:
 
 
 def validate_case(json_path: Path) -> Result:
-    """Replay one golden case (`<case>.json` next to its `<case>.npz`)."""
+    """Replay one golden case (`<case>.json` next to its `<case>.npz`). A case that cannot be read or replayed
+    (malformed JSON or npz, missing fields, an error while replaying) is a FAIL with its reason, never an abort."""
+    try:
+        return _validate_case(json_path)
+    except Exception as exc:  # any broken case is reported and the others still run
+        return Result(json_path.stem, "FAIL", notes=[f"could not read or replay: {type(exc).__name__}: {exc}"])
+
+
+def _validate_case(json_path: Path) -> Result:
     meta = json.loads(json_path.read_text())
+    if not isinstance(meta, dict):
+        return Result(json_path.stem, "FAIL", notes=[f"{json_path.name} is not a JSON object"])
     case = meta.get("case", json_path.stem)
     npz = json_path.with_suffix(".npz")
     if not npz.exists():
         return Result(case, "FAIL", notes=[f"missing {npz.name}"])
-    data = np.load(npz)
+    data = np.load(npz)  # allow_pickle=False: arrays only
     kind = meta.get("kind")
     dtype = meta.get("dtype", "float32")
     if dtype not in TOLERANCES:
@@ -284,7 +299,7 @@ def validate_case(json_path: Path) -> Result:
             replay_env(meta, data, cmp)
         else:
             return Result(case, "FAIL", notes=[f"unknown case kind {kind!r}"])
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         return Result(case, "FAIL", notes=[f"could not replay: {type(exc).__name__}: {exc}"])
     return Result(case, "pass" if cmp.ok else "FAIL", worst=cmp.worst, notes=notes + cmp.failures, rows=cmp.rows)
 

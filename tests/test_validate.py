@@ -84,6 +84,28 @@ def test_unknown_kind_and_missing_arrays_fail(tmp_path):
     assert validate.validate_case(tmp_path / "lonely.json").status == "FAIL"
 
 
+def test_broken_cases_fail_with_a_reason_and_the_rest_still_run(golden_dir, tmp_path, capsys):
+    """A golden file full of NaN fails (it compares with nothing); malformed JSON, a damaged npz and a case whose
+    replay raises are FAILs with their reason, and the good case beside them still passes."""
+    good = "arm26_euler_f32_endpointload"
+    for suffix in (".json", ".npz"):
+        shutil.copy(golden_dir / f"{good}{suffix}", tmp_path / f"{good}{suffix}")
+    meta = json.loads((golden_dir / f"{good}.json").read_text())
+    (tmp_path / "nan.json").write_text(json.dumps({**meta, "case": "nan"}))
+    (tmp_path / "badnpz.json").write_text(json.dumps({**meta, "case": "badnpz"}))
+    data = dict(np.load(golden_dir / f"{good}.npz"))
+    records = ("joint", "cartesian", "muscle", "geometry")  # the reference outputs, not the inputs
+    np.savez(tmp_path / "nan.npz", **{k: np.full_like(v, np.nan) if k in records else v for k, v in data.items()})
+    (tmp_path / "malformed.json").write_text("{not json")
+    (tmp_path / "badnpz.npz").write_bytes(b"PK\x03\x04 truncated")
+    assert validate.main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.split()}
+    assert "not all finite" in out and "could not read or replay" in out
+    assert "1 passed, 3 failed" in out, out
+    assert "pass" in lines[good] and "not all finite" in lines["nan"] and "could not read" in lines["badnpz"]
+
+
 def test_empty_directory_is_an_error(tmp_path):
     assert validate.main([str(tmp_path)]) == 1
 
