@@ -1,5 +1,6 @@
 """Effector construction, configuration round trips, dtype/device handling and bad-input errors."""
 
+import json
 import math
 
 import pytest
@@ -178,6 +179,40 @@ def test_unknown_names_and_parameters():
         mn_gym.make_effector("arm26", integrator="rk45")
     with pytest.raises(TypeError, match=r"unknown parameter\(s\) \['max_force'\]"):
         mn_gym.make_effector("arm26", muscle_params={"max_force": 1.0})
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: mn_gym.make_effector("arm26", muscle="thelen", muscle_params={"pe_normaliser": 0.0}),
+     r"ThelenMuscle: parameter 'pe_normaliser' must be > 0"),
+    (lambda: mn_gym.make_effector("arm26", muscle="mujoco", muscle_params={"lmin": 1.7}), r"lmin must be < 1"),
+    (lambda: mn_gym.make_effector("arm26", muscle="mujoco", muscle_params={"lmax": 0.9}),
+     r"parameter 'lmax' must be > 1"),
+    (lambda: mn_gym.make_effector("arm26", muscle_params={"tendon_slack_length": 0.0}),
+     r"parameter 'tendon_slack_length' must be > 0"),
+    (lambda: mn_gym.make_effector("arm26", muscle_params={"min_activation": 1.0}),
+     r"parameter 'min_activation' must be in \[0.0, 1.0\)"),
+    (lambda: mn_gym.make_effector("arm26", muscle_params={"tau_deactivation": -0.01}),
+     r"parameter 'tau_deactivation' must be > 0"),
+    (lambda: TwoLinkArm.from_segments(viscosity=-1.0), r"parameter 'viscosity' must be >= 0"),
+    (lambda: mn_gym.make_effector("pointmass24", mass=0.0), r"parameter 'mass' must be > 0"),
+])
+def test_parameter_domains_are_checked_at_construction(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_domains_hold_for_replace_and_json_configs():
+    """`replace` and `from_config` (a JSON file's effector) check the same domains and relations: a mass matrix
+    that is not positive definite, or a non-positive fibre length, never reaches the step."""
+    arm = mn_gym.make_effector("arm26")
+    with pytest.raises(ValueError, match=r"'optimal_fibre_length' must be > 0"):
+        arm.muscle.replace(optimal_fibre_length=torch.zeros(6))
+    cfg = json.loads(json.dumps(arm.config()))
+    cfg["skeleton"]["params"]["inertia_const"] = [[0.01, 0.5], [0.5, 0.01]]
+    with pytest.raises(ValueError, match=r"must be positive definite at every elbow angle"):
+        Effector.from_config(cfg)
+    with pytest.raises(ValueError, match=r"pos_lower < pos_upper"):
+        arm.skeleton.replace(pos_lower=torch.tensor([3.0, 3.0]))
 
 
 def test_missing_and_invalid_parameters():

@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 import mn_gym
@@ -57,3 +58,22 @@ def test_v1_reaching_adds_the_precision_well_and_v0_is_unchanged():
         torch.testing.assert_close(r1, r0 - 0.1 * precision)
     assert mn_gym.make("PointMassReach-v1").task.weights["precision"] == 0.1
     assert mn_gym.make("PointMassReach-v0").task.weights["precision"] == 0.0
+
+
+@pytest.mark.parametrize(("env_id", "task_kwargs", "message"), [
+    ("ArmCurlField-v0", {"k": float("nan")}, r"k must be a number finite"),
+    ("ArmCurlField-v0", {"catch_probability": 1.5}, r"catch_probability must be a number in \[0.0, 1.0\]"),
+    ("ArmCentreOut-v0", {"radius": -0.1}, r"radius must be a number > 0"),
+    ("ArmCentreOut-v0", {"n_targets": 2.5}, r"n_targets must be a number integer >= 1"),
+    ("ArmCentreOut-v0", {"cue_min": 0.4, "cue_max": 0.2}, r"cue_min must be <= cue_max"),
+    ("ArmPosture-v0", {"max_force": -3.0}, r"max_force must be a number >= 0"),
+    ("ArmPosture-v0", {"duration": 0.0}, r"duration must be a number > 0"),
+    ("ArmTrack-v0", {"amplitude": "big"}, r"amplitude must be a number >= 0"),
+    ("ArmTrack-v0", {"f_min": 2.0, "f_max": 1.0}, r"f_min must be <= f_max"),
+    ("ArmReach-v0", {"margin": 0.7}, r"margin must be a number in \[0.0, 0.5\)"),
+])
+def test_task_parameter_domains_are_checked_at_construction(env_id, task_kwargs, message):
+    """A task's parameters are checked when the env is made (declared once per task: `arg_constraints`,
+    `ordered`), not when the first episode is drawn or as NaN later."""
+    with pytest.raises(ValueError, match=message):
+        mn_gym.make(env_id, batch_size=2, **task_kwargs)

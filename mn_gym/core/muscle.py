@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
+from torch.distributions import constraints
 
 from mn_gym.core.params import Component, FloatLike, scalar_tensors
 
@@ -75,6 +76,9 @@ class Muscle(Component):
         "tau_activation": 0.015,
         "tau_deactivation": 0.05,
     }
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
+        "max_isometric_force": constraints.nonnegative, "min_activation": constraints.half_open_interval(0.0, 1.0),
+        "tau_activation": constraints.positive, "tau_deactivation": constraints.positive}
 
     def __init__(
         self,
@@ -100,12 +104,6 @@ class Muscle(Component):
         for name in self.properties:
             values.pop(name, None)
         self._set_tensors(values, dtype, device)
-        for name in ("max_isometric_force", "optimal_fibre_length", "max_velocity", "tau_activation",
-                     "tau_deactivation"):
-            if name in values and not bool((getattr(self, name) > 0).all()):
-                raise ValueError(f"{type(self).__name__}: parameter {name!r} must be > 0")
-        if not 0.0 <= float(self.min_activation) < 1.0:
-            raise ValueError(f"min_activation must lie in [0, 1), got {float(self.min_activation)}")
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes = {name: (self.n_muscles,) for name in self.per_muscle}
@@ -179,6 +177,8 @@ class _HillMuscle(Muscle):
     required = ("max_isometric_force", "tendon_slack_length", "optimal_fibre_length")
     properties = ("normalized_slack_length",)
     default_normalized_slack: ClassVar[float] = 1.4
+    arg_constraints = {**Muscle.arg_constraints, **dict.fromkeys(
+        ("tendon_slack_length", "optimal_fibre_length", "passive_slack_length", "max_velocity"), constraints.positive)}
 
     def _derive(self, values: dict[str, Any]) -> dict[str, Any]:
         l0_ce = torch.as_tensor(values["optimal_fibre_length"], dtype=torch.float64)
@@ -284,6 +284,7 @@ class ThelenMuscle(_HillMuscle):
     # its normaliser exp(k_PE) - 1, force-velocity shape A_f and maximum lengthening force F_len.
     constants: ClassVar[dict[str, float]] = {"fl_width": _TH_GAMMA, "pe_exponent": _TH_KPE / _TH_EPS0,
                                              "pe_normaliser": math.expm1(_TH_KPE), "af": _TH_AF, "flen": _TH_FLEN}
+    arg_constraints = {**_HillMuscle.arg_constraints, **dict.fromkeys(constants, constraints.positive)}
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
         return {**super().tensor_shapes(), **{name: () for name in self.constants}}
@@ -346,6 +347,19 @@ class MujocoMuscle(_HillMuscle):
     default_activation = {"min_activation": 0.0, "tau_activation": 0.01, "tau_deactivation": 0.04}
     defaults: ClassVar[dict[str, float]] = {"max_velocity": 1.5, "lmin": 0.5, "lmax": 1.6, "fvmax": 1.2,
                                             "fpmax": 1.3, "passive_scale": 1.0}
+    arg_constraints = {**_HillMuscle.arg_constraints, "lmin": constraints.positive,
+                       "lmax": constraints.greater_than(1.0), "fvmax": constraints.greater_than(1.0),
+                       "fpmax": constraints.nonnegative, "passive_scale": constraints.nonnegative,
+                       "passive_knee": constraints.greater_than(1.0), "fv_knee": constraints.positive,
+                       "fl_mid_low": constraints.positive}
+
+    def _check_relations(self) -> None:
+        """MuJoCo's curves need lmin < 1 < lmax, and the passive curve's knee inside (1, lmax)."""
+        if not bool((self.lmin < 1.0).all()):
+            raise ValueError(f"MujocoMuscle: lmin must be < 1 (and lmax > 1), got lmin {self.lmin.tolist()}")
+        if not bool((self.passive_knee < self.lmax).all()):
+            raise ValueError(f"MujocoMuscle: passive_knee must lie in (1, lmax), got {self.passive_knee.tolist()} "
+                             f"with lmax {self.lmax.tolist()}")
 
     def _derive(self, values: dict[str, Any]) -> dict[str, Any]:
         """Derived curve knots (kept as parameters): passive_knee = (1 + lmax) / 2, where the passive curve

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
+from torch.distributions import constraints
 
 FloatLike = float | Sequence[float] | Tensor
 
@@ -52,15 +53,29 @@ def as_tensor(
     return t
 
 
+def domain_text(constraint: constraints.Constraint) -> str:
+    """A `torch.distributions` constraint in words: '> 0', 'in [0, 1)', ..."""
+    lo, hi = getattr(constraint, "lower_bound", None), getattr(constraint, "upper_bound", None)
+    texts = {constraints._GreaterThan: f"> {lo}", constraints._GreaterThanEq: f">= {lo}",
+             constraints._LessThan: f"< {hi}", constraints._Interval: f"in [{lo}, {hi}]",
+             constraints._HalfOpenInterval: f"in [{lo}, {hi})", constraints._IntegerGreaterThan: f"integer >= {lo}",
+             constraints._Real: "finite"}
+    return texts.get(type(constraint), repr(constraint))
+
+
 class Component:
     """Base of every physics component: a fixed set of named tensors plus a few plain settings.
 
     Subclasses list their tensors in `tensor_shapes` (name -> shape built from the component's sizes) and
     their plain settings in `settings`. Instances are treated as immutable: `replace`, `to` return copies.
+    Parameter domains are declared once, in `arg_constraints` (name -> a `torch.distributions.constraints`
+    constraint, as distributions declare theirs), and conditions between parameters in `_check_relations`;
+    both are checked whenever tensors are set (construction, `replace`, `from_config`), never in the step.
     """
 
     kind: ClassVar[str] = "component"
     settings: ClassVar[tuple[str, ...]] = ()
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {}
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
         raise NotImplementedError
@@ -75,7 +90,21 @@ class Component:
             raise TypeError(f"{type(self).__name__}: missing parameter(s) {sorted(missing)}")
         for name, shape in shapes.items():
             setattr(self, name, as_tensor(name, values[name], shape, dtype=dtype, device=device))
+        self._check(shapes)
+
+    def _check(self, names: Any) -> None:
+        """Check the domains of the tensors `names` and the relations between all, then refresh the caches."""
+        for name in names:
+            constraint = self.arg_constraints.get(name)
+            value = getattr(self, name)
+            if constraint is not None and not bool(constraint.check(value.detach()).all()):
+                raise ValueError(f"{type(self).__name__}: parameter {name!r} must be {domain_text(constraint)}, "
+                                 f"got {value.tolist()}")
+        self._check_relations()
         self._refresh()
+
+    def _check_relations(self) -> None:
+        """Raise ValueError where parameters contradict each other (each one in its domain)."""
 
     def _refresh(self) -> None:
         """Recompute cached plain-Python facts about the tensors (after construction or `replace`)."""
@@ -100,7 +129,7 @@ class Component:
             if name not in shapes:
                 raise TypeError(f"{type(self).__name__}: unknown parameter {name!r}; valid: {sorted(shapes)}")
             setattr(new, name, as_tensor(name, value, shapes[name], dtype=self.dtype, device=self.device))
-        new._refresh()
+        new._check(values)
         return new
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Component:

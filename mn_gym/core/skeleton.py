@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
+from torch.distributions import constraints
 
 from mn_gym.core.params import Component, FloatLike
 
@@ -32,7 +33,7 @@ class Skeleton(Component):
     def _refresh(self) -> None:
         self._zero = torch.zeros((), dtype=self.pos_lower.dtype, device=self.pos_lower.device)
 
-    def _check_bounds(self) -> None:
+    def _check_relations(self) -> None:
         if not bool((self.pos_lower < self.pos_upper).all()):
             raise ValueError(f"joint bounds must satisfy pos_lower < pos_upper, got {self.pos_lower.tolist()} "
                              f"and {self.pos_upper.tolist()}")
@@ -84,6 +85,7 @@ class PointMass(Skeleton):
     """
 
     kind = "point_mass"
+    arg_constraints = {"mass": constraints.positive}
 
     def __init__(
         self,
@@ -98,9 +100,6 @@ class PointMass(Skeleton):
     ) -> None:
         self._set_tensors(dict(mass=mass, pos_lower=pos_lower, pos_upper=pos_upper, vel_lower=vel_lower,
                                vel_upper=vel_upper), dtype, device)
-        if not bool(self.mass > 0):
-            raise ValueError(f"mass must be > 0, got {float(self.mass)}")
-        self._check_bounds()
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"mass": (), **self._bound_shapes()}
@@ -144,6 +143,7 @@ class TwoLinkArm(Skeleton):
     """
 
     kind = "two_link_arm"
+    arg_constraints = {"l1": constraints.positive, "l2": constraints.positive, "viscosity": constraints.nonnegative}
     n_bodies = 3
 
     def __init__(
@@ -166,8 +166,9 @@ class TwoLinkArm(Skeleton):
         self._set_tensors(dict(l1=l1, l2=l2, inertia_const=inertia_const, inertia_cos=inertia_cos,
                                coriolis=coriolis, viscosity=viscosity, gravity=gravity, pos_lower=pos_lower,
                                pos_upper=pos_upper, vel_lower=vel_lower, vel_upper=vel_upper), dtype, device)
-        if not bool((self.l1 > 0) & (self.l2 > 0)):
-            raise ValueError("segment lengths l1, l2 must be > 0")
+
+    def _check_relations(self) -> None:
+        super()._check_relations()
         for name in ("inertia_const", "inertia_cos"):
             m = getattr(self, name)
             if not bool(m[0, 1] == m[1, 0]):
@@ -180,7 +181,13 @@ class TwoLinkArm(Skeleton):
         if abs(float(self.coriolis) - k) > 1e-6 * max(abs(k), 1e-12):
             raise ValueError(f"coriolis ({float(self.coriolis)}) must equal inertia_cos[0, 1] ({k}) = m2 l1 l2g, "
                              "or the arm does not conserve energy")
-        self._check_bounds()
+        # M(q) = inertia_const + cos(q2) inertia_cos is linear in c = cos(q2), its determinant concave in c: it is
+        # positive definite at every posture iff it is at c = -1 and c = 1
+        for c in (-1.0, 1.0):
+            m = (self.inertia_const + c * self.inertia_cos).detach().double()
+            if not (bool(m[0, 0] > 0) and bool(torch.linalg.det(m) > 0)):
+                raise ValueError(f"the mass matrix inertia_const + cos(q2) inertia_cos must be positive definite at "
+                                 f"every elbow angle; at cos(q2) = {c:g} it is {m.tolist()}")
 
     @classmethod
     def from_segments(

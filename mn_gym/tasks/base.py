@@ -14,12 +14,15 @@ term).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
+from torch.distributions import constraints
 
 from mn_gym.core.effector import Effector, EffectorState
+from mn_gym.core.params import domain_text
 
 
 class ReachState(NamedTuple):
@@ -65,6 +68,10 @@ class Task:
     State: ClassVar[type[tuple]] = ReachState
     observation_terms: ClassVar[tuple[tuple[str, int], ...]] = (("target", 2),)  # (name, size), in order
     defaults: ClassVar[dict[str, Any]] = {}
+    # parameter domains (torch.distributions constraints on the value) and (low, high) pairs that must satisfy
+    # low <= high, checked at construction
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {}
+    ordered: ClassVar[tuple[tuple[str, str], ...]] = ()
     weight_defaults: ClassVar[dict[str, float]] = {"position": 1.0, "effort": 1e-3, "velocity": 0.0, "jerk": 0.0,
                                                    "precision": 0.0}
 
@@ -74,6 +81,16 @@ class Task:
             raise TypeError(f"task {self.name!r}: unknown argument(s) {sorted(unknown)}; valid: "
                             f"{sorted([*self.defaults, 'success_radius', 'weights'])}")
         self.params = {**self.defaults, **params}
+        for key, constraint in self.arg_constraints.items():
+            value = self.params[key]
+            if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                    and bool(constraint.check(torch.tensor(float(value))))):
+                raise ValueError(f"task {self.name!r}: {key} must be a number {domain_text(constraint)}, "
+                                 f"got {value!r}")
+        for low, high in self.ordered:
+            if not self.params[low] <= self.params[high]:
+                raise ValueError(f"task {self.name!r}: {low} must be <= {high}, got {self.params[low]} and "
+                                 f"{self.params[high]}")
         if not (isinstance(success_radius, (int, float)) and success_radius > 0):
             raise ValueError(f"success_radius must be > 0 (m), got {success_radius!r}")
         self.success_radius = float(success_radius)

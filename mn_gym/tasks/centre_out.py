@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
+from torch.distributions import constraints
 
 from mn_gym.core.effector import Effector
 from mn_gym.core.skeleton import TwoLinkArm
@@ -51,6 +52,9 @@ class CentreOut(Task):
     State = CentreOutState
     observation_terms = (("target", 2), ("go_cue", 1))
     defaults = {"radius": 0.1, "n_targets": 8, "cue_min": 0.1, "cue_max": 0.3, "centre_posture": None}
+    arg_constraints = {"radius": constraints.positive, "n_targets": constraints.positive_integer,
+                       "cue_min": constraints.nonnegative, "cue_max": constraints.nonnegative}
+    ordered = (("cue_min", "cue_max"),)
     weight_defaults = {"position": 1.0, "effort": 1e-3, "velocity": 0.1, "jerk": 0.0}
 
     def centre_joints(self, effector: Effector) -> list[float]:
@@ -76,8 +80,6 @@ class CentreOut(Task):
         angle = index.to(effector.dtype) * (2 * math.pi / int(self.params["n_targets"]))
         target = centre + self.params["radius"] * torch.stack((torch.cos(angle), torch.sin(angle)), dim=-1)
         lo, hi = self.params["cue_min"], self.params["cue_max"]
-        if not 0 <= lo <= hi:
-            raise ValueError(f"go cue window must satisfy 0 <= cue_min <= cue_max, got [{lo}, {hi}]")
         cue_s = lo + (hi - lo) * torch.rand(centre.shape[0], generator=generator, **opts)
         return CentreOutState(target, centre, torch.round(cue_s / effector.dt).long())
 
@@ -101,12 +103,12 @@ class CurlField(CentreOut):
     name = "curl_field"
     State = CurlFieldState
     defaults = {**CentreOut.defaults, "k": 15.0, "catch_probability": 0.0}
+    arg_constraints = {**CentreOut.arg_constraints, "k": constraints.real,
+                       "catch_probability": constraints.unit_interval}
 
     def state_for(self, effector: Effector, centre: Tensor, index: Tensor, generator: torch.Generator | None
                   ) -> CurlFieldState:
         p = self.params["catch_probability"]
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"catch_probability must lie in [0, 1], got {p}")
         reach = super().state_for(effector, centre, index, generator)
         catch = torch.rand(centre.shape[0], generator=generator, dtype=effector.dtype, device=effector.device) < p
         return CurlFieldState(*reach, torch.where(catch, 0.0, float(self.params["k"])))

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
+from torch.distributions import constraints
 
 from mn_gym.core.effector import Effector
 from mn_gym.tasks.base import Task, at_rest, hand_position, uniform_joints
@@ -40,6 +41,10 @@ class Posture(Task):
     name = "posture"
     State = PostureState
     defaults = {"margin": 0.1, "max_force": 10.0, "onset_min": 0.1, "onset_max": 0.5, "duration": 0.1}
+    arg_constraints = {"margin": constraints.half_open_interval(0.0, 0.5), "max_force": constraints.nonnegative,
+                       "onset_min": constraints.nonnegative, "onset_max": constraints.nonnegative,
+                       "duration": constraints.positive}
+    ordered = (("onset_min", "onset_max"),)
     weight_defaults = {"position": 1.0, "effort": 1e-3, "velocity": 0.1, "jerk": 0.0}
 
     def sample(self, effector: Effector, batch: int, generator: torch.Generator | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.distributions import constraints
 
 from mn_gym.core.effector import Effector
 from mn_gym.tasks.base import ReachState, Task, at_rest, hand_position, uniform_joints
@@ -25,6 +26,7 @@ class RandomReach(Task):
     name = "reach"
     State = ReachState
     defaults = {"margin": 0.0}
+    arg_constraints = {"margin": constraints.half_open_interval(0.0, 0.5)}
 
     def sample(self, effector: Effector, batch: int, generator: torch.Generator | None,
                q0: Tensor | None = None) -> tuple[Tensor, ReachState]:

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
+from torch.distributions import constraints
 
 from mn_gym.core.effector import Effector
 from mn_gym.tasks.base import Task, at_rest, hand_position, uniform_joints
@@ -39,6 +40,10 @@ class Tracking(Task):
     name = "track"
     State = TrackingState
     defaults = {"margin": 0.15, "amplitude": 0.06, "n_components": 3, "f_min": 0.3, "f_max": 1.2}
+    arg_constraints = {"margin": constraints.half_open_interval(0.0, 0.5), "amplitude": constraints.nonnegative,
+                       "n_components": constraints.positive_integer, "f_min": constraints.positive,
+                       "f_max": constraints.positive}
+    ordered = (("f_min", "f_max"),)
 
     def sample(self, effector: Effector, batch: int, generator: torch.Generator | None,
                q0: Tensor | None = None) -> tuple[Tensor, TrackingState]:
