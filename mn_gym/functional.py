@@ -212,6 +212,7 @@ class Env:
         self._length_scale, self._velocity_scale = effector.muscle.proprioception_scale()
         self._noise_std = self._noise_scale()
         self._pushes = task.applies_endpoint_load  # read once: the step is the hot path
+        self._state_layout: tuple[Any, list[Any], list[str]] | None = None  # see check_state
         self._frozen = True
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -364,8 +365,61 @@ class Env:
         return {"distance": torch.linalg.vector_norm(hand[:, :2] - goal, dim=-1), "goal": goal, "hand": hand,
                 "target": self.task.target(state.task)}
 
+    def check_state(self, state: Any) -> None:
+        """Raise a clear error unless `state` is a state of this env: an `EnvState` whose every field has the
+        structure, shape (B, ...), dtype and device of this env's states, with finite values (when the effector
+        checks its inputs: `check_inputs`). What `step` and `reset_where` do first; `rollout` once per episode."""
+        if not isinstance(state, EnvState):
+            raise TypeError(f"state must be an EnvState (from reset), got {type(state).__name__}")
+        if not self.effector.check_inputs:
+            return
+        if self._state_layout is None:  # the layout of this env's states, from a fresh one (random draws undone)
+            rng = self.generator.get_state()
+            fresh = self._fresh({})
+            self.generator.set_state(rng)
+            leaves, kinds = _state_leaves(fresh)
+            names = [f".{field}" if not isinstance(value, tuple) else f".{field}.{sub}"
+                     for field, value in zip(EnvState._fields, fresh, strict=True)
+                     for sub in (value._fields if isinstance(value, tuple) else (None,))]
+            object.__setattr__(self, "_state_layout",  # a cache of what the settings imply, not a setting
+                               (kinds, [None if x is None else (x.shape, x.dtype) for x in leaves], names))
+        kinds, layout, names = self._state_layout
+        leaves, given = _state_leaves(state)
+        if given != kinds or len(leaves) != len(layout):
+            raise ValueError(f"state does not come from this env ({self.env_id or self.task.name}): its fields are "
+                             f"{[k.__name__ for k in given]}, this env's {[k.__name__ for k in kinds]}")
+        floats = []
+        for name, want, leaf in zip(names, layout, leaves, strict=True):
+            if want is None and leaf is None:  # a field this env does not use (a rigid tendon's fibre length)
+                continue
+            if want is None or not isinstance(leaf, Tensor) or leaf.shape != want[0] or leaf.dtype != want[1]:
+                got = f"{tuple(leaf.shape)} {leaf.dtype}" if isinstance(leaf, Tensor) else type(leaf).__name__
+                expected = "None" if want is None else f"a {want[1]} tensor of shape {tuple(want[0])}"
+                raise ValueError(f"state{name} must be {expected} in this env, got {got}: the state does not come "
+                                 "from this env")
+            if leaf.device != self.device:
+                raise ValueError(f"state{name} is on {leaf.device}, the env on {self.device}")
+            if leaf.is_floating_point():
+                floats.append(leaf.reshape(-1))
+        if not bool(torch.isfinite(torch.cat(floats)).all()):
+            bad = [name for name, leaf in zip(names, leaves, strict=True)
+                   if isinstance(leaf, Tensor) and leaf.is_floating_point() and not bool(torch.isfinite(leaf).all())]
+            raise ValueError(f"state has NaN or inf in {', '.join(bad)}: a state that diverged or was built by hand")
+
+    def check_action(self, action: Any, batch: int) -> None:
+        """Raise a clear error unless `action` is a finite (batch, M) tensor of the env's dtype and device
+        (finiteness, dtype and device when the effector checks its inputs)."""
+        m = self.action_size
+        if not isinstance(action, Tensor):
+            raise TypeError(f"action must be a torch.Tensor of shape ({batch}, {m}), got {type(action).__name__}")
+        if tuple(action.shape) != (batch, m):
+            raise ValueError(f"action must have shape ({batch}, {m}), got {tuple(action.shape)}")
+        if self.effector.check_inputs:
+            self.effector.check_tensor("action", action, (batch, m))
+
     def reset_where(self, state: EnvState, mask: Tensor) -> EnvState:
         """`state` with the elements where `mask` (B,) is True restarted as new episodes (fresh draws)."""
+        self.check_state(state)
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (self.batch_size,):
             raise ValueError(f"mask must be a bool tensor of shape ({self.batch_size},), got "
                              f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
@@ -378,16 +432,9 @@ class Env:
         `action` (B, M): excitations, clipped to [min activation, 1]. Returns (state, observation (B, obs_size),
         reward (B,), terminated (B,) bool, truncated (B,) bool, info); see `transition`.
         """
-        if not isinstance(state, EnvState):
-            raise TypeError(f"state must be an EnvState (from reset), got {type(state).__name__}")
-        b, m = state.t.shape[0], self.action_size
-        if not isinstance(action, Tensor):
-            raise TypeError(f"action must be a torch.Tensor of shape ({b}, {m}), got {type(action).__name__}")
-        if tuple(action.shape) != (b, m):
-            raise ValueError(f"action must have shape ({b}, {m}), got {tuple(action.shape)}")
-        if self.effector.check_inputs:
-            self.effector.check_tensor("action", action, (b, m))
-        return self.transition(state, action, self.draw_noise(b))
+        self.check_state(state)
+        self.check_action(action, self.batch_size)
+        return self.transition(state, action, self.draw_noise(self.batch_size))
 
     def transition(self, state: EnvState, action: Tensor, noise: Tensor | None
                    ) -> tuple[EnvState, Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
@@ -428,6 +475,14 @@ class Env:
         truncated = t >= self.max_steps
         terminated = torch.zeros_like(truncated)
         return new, self._observe(new, None if noise is None else noise[:, m:]), reward, terminated, truncated, info
+
+
+def _state_leaves(state: EnvState) -> tuple[list[Any], list[type]]:
+    """The fields of `state`, its nested state tuples (effector, task) opened one level, and their types."""
+    leaves: list[Any] = []
+    for value in state:
+        leaves.extend(value) if isinstance(value, tuple) else leaves.append(value)
+    return leaves, [type(value) for value in state]
 
 
 def select(mask: Tensor, a: Any, b: Any) -> Any:

@@ -3,6 +3,8 @@ every catalogue id."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch.func import functional_call
@@ -418,3 +420,29 @@ def test_effort_and_jerk_score_the_excitation_the_muscles_take():
     assert torch.equal(rewards[-7.0], rewards[0.0])
     # the physics differs only by what the clip passes: 1 and 1.8e19 drive the muscles alike
     torch.testing.assert_close(rewards[1.8e19], rewards[1.0])
+
+
+def test_states_are_checked_where_they_enter():
+    """`step`, `reset_where` and `rollout(state=...)` refuse a state of another env, of another batch size, or
+    with NaN in it, naming the field, instead of NaN out or an internal torch error."""
+    env = mn_gym.make("ArmReach-v0", batch_size=2, seed=0)
+    state, _ = env.reset()
+    action = torch.full((2, env.action_size), 0.1)
+    rng = env.generator.get_state()
+    env.step(state, action)  # a good state passes, and checking it draws nothing from the env's generator
+    env.generator.set_state(rng)
+    nan = state._replace(effector=state.effector._replace(qd=state.effector.qd * math.nan))
+    cases = [
+        (mn_gym.make("PointMassReach-v0", batch_size=2).reset()[0], r"activation must be a torch.float32 tensor"),
+        (mn_gym.make("ArmCurlField-v0", batch_size=2).reset()[0], r"does not come from this env"),
+        (mn_gym.make("ArmReach-v0", batch_size=3).reset()[0], r"shape \(2,"),
+        (nan, r"NaN or inf in \.effector\.qd"),
+        ("not a state", r"must be an EnvState"),
+    ]
+    for bad, message in cases:
+        with pytest.raises((ValueError, TypeError), match=message):
+            env.step(bad, action)
+    with pytest.raises(ValueError, match=r"NaN or inf"):
+        env.reset_where(nan, torch.tensor([True, False]))
+    with pytest.raises(ValueError, match=r"NaN or inf"):
+        rollout(env, lambda obs, h: (torch.full((2, 6), 0.1), None), state=nan, n_steps=2)

@@ -39,10 +39,12 @@ class Rollout(NamedTuple):
 
 
 def _checked_step(env: Env, policy: Policy) -> Callable[[Tensor, Any, EnvState], tuple]:
-    """(obs, hidden, state) -> (action, hidden, state, obs, reward, info): policy, then the checked env step."""
+    """(obs, hidden, state) -> (action, hidden, state, obs, reward, info): policy, then the env transition with
+    the action checked (the state, checked once when the rollout starts, is the env's own from then on)."""
     def step(obs: Tensor, hidden: Any, state: EnvState) -> tuple:
         action, hidden = policy(obs, hidden)
-        state, obs, reward, _, _, info = env.step(state, action)
+        env.check_action(action, env.batch_size)
+        state, obs, reward, _, _, info = env.transition(state, action, env.draw_noise(env.batch_size))
         return action, hidden, state, obs, reward, info
     return step
 
@@ -62,8 +64,10 @@ def rollout(env: Env, policy: Policy, *, seed: int | torch.Generator | None = No
     """
     if state is None:
         state, obs = env.reset(seed, options)
-    elif obs is None:
-        obs = env.observe(state)
+    else:
+        env.check_state(state)
+        if obs is None:
+            obs = env.observe(state)
     if hidden is None and hasattr(policy, "initial_hidden"):
         hidden = policy.initial_hidden(env.batch_size)
     steps = env.max_steps if n_steps is None else n_steps
