@@ -32,6 +32,7 @@ import mn_gym
 from mn_gym import catalogue
 from mn_gym.files import BadFileError
 from mn_gym.train import runs
+from mn_gym.train.bptt import DivergedError
 from mn_gym.train.common import EVAL_EPISODES, EVAL_SEED
 from mn_gym.train.hyperparams import ZOO_NAMES, HyperparamsError, tuned, tuned_ids, zoo_file
 from mn_gym.train.settings import SETTINGS, describe
@@ -40,7 +41,7 @@ __all__ = ["main"]
 
 DEFAULT_ENV = "ArmReach-v0"
 # what the user can fix: the request, a file or folder, the disk, an optional dependency
-USER_ERRORS = (runs.RunError, BadFileError, HyperparamsError, OSError, ImportError)
+USER_ERRORS = (runs.RunError, BadFileError, HyperparamsError, DivergedError, OSError, ImportError)
 EPILOG = "Run 'mn-gym <command> --help' for a command's options. Docs: README.md; results: baselines/README.md."
 
 

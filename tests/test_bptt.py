@@ -77,6 +77,23 @@ def test_truncated_bptt_runs(tmp_path):
     assert (tmp_path / "metrics.csv").is_file()
 
 
+def test_a_run_that_diverges_stops_with_a_clear_error(monkeypatch):
+    """A few non-finite iterations are skipped (with a warning); DIVERGED_AFTER in a row stop the run."""
+    from mn_gym.train import bptt
+
+    calls = []
+
+    def diverged(*args, **kwargs):
+        calls.append(1)
+        return math.nan, math.nan, False
+
+    monkeypatch.setattr(bptt, "train_iteration", diverged)
+    with pytest.warns(RuntimeWarning, match="update skipped"), \
+            pytest.raises(bptt.DivergedError, match=f"{bptt.DIVERGED_AFTER} iterations in a row"):
+        train_bptt(ENV, small(eval_every=1000), iterations=1000, **FAST)
+    assert len(calls) == bptt.DIVERGED_AFTER
+
+
 def test_csv_written(tmp_path):
     train_bptt(ENV, small(eval_every=1), iterations=3, out_dir=tmp_path, tensorboard=False, **FAST)
     with open(tmp_path / "metrics.csv", newline="") as f:

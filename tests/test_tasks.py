@@ -1,11 +1,13 @@
 """Task definitions: what each task samples, shows and pushes with (independent of any trained policy)."""
 
 import math
+import warnings
 
 import pytest
 import torch
 
 import mn_gym
+from mn_gym.core import AccuracyWarning
 
 
 def test_tracking_path_starts_at_the_hand_and_moves_smoothly():
@@ -77,3 +79,14 @@ def test_task_parameter_domains_are_checked_at_construction(env_id, task_kwargs,
     `ordered`), not when the first episode is drawn or as NaN later."""
     with pytest.raises(ValueError, match=message):
         mn_gym.make(env_id, batch_size=2, **task_kwargs)
+
+
+def test_settings_outside_the_accurate_range_warn_with_what_to_use():
+    with pytest.warns(AccuracyWarning, match=r"curl field gain k = 200.0 N s/m.*10-20 N s/m"):
+        mn_gym.make("ArmCurlField-v0", k=200.0)
+    with pytest.warns(AccuracyWarning, match=r"steps 1 ms at a time.*use dt=0.0002, or n_substeps"):
+        mn_gym.make_effector("compliant_arm26", dt=0.001)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AccuracyWarning)
+        mn_gym.make_effector("compliant_arm26", dt=0.001, n_substeps=5)  # 0.2 ms sub-steps: accurate
+        mn_gym.make("ArmCurlField-v0", k=-20.0)

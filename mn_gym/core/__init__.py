@@ -13,12 +13,14 @@ from mn_gym.core.muscle import (
     MujocoMuscle,
     ThelenMuscle,
 )
+from mn_gym.core.params import AccuracyWarning
 from mn_gym.core.prebuilt import EFFECTORS, EffectorBuilder, make_effector
 from mn_gym.core.skeleton import PointMass, TwoLinkArm
 
 __all__ = [
     "EFFECTORS",
     "MUSCLES",
+    "AccuracyWarning",
     "CompliantKistemakerMuscle",
     "ConstantGeometry",
     "Effector",

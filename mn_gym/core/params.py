@@ -53,6 +53,10 @@ def as_tensor(
     return t
 
 
+class AccuracyWarning(UserWarning):
+    """A setting outside the range where the model's numbers are accurate (the message says what to use)."""
+
+
 def domain_text(constraint: constraints.Constraint) -> str:
     """A `torch.distributions` constraint in words: '> 0', 'in [0, 1)', ..."""
     lo, hi = getattr(constraint, "lower_bound", None), getattr(constraint, "upper_bound", None)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+import warnings
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
 from torch.distributions import constraints
 
 from mn_gym.core.effector import Effector
+from mn_gym.core.params import AccuracyWarning
 from mn_gym.core.skeleton import TwoLinkArm
 from mn_gym.tasks.base import Task, at_rest, hand_position
 
@@ -105,6 +107,16 @@ class CurlField(CentreOut):
     defaults = {**CentreOut.defaults, "k": 15.0, "catch_probability": 0.0}
     arg_constraints = {**CentreOut.arg_constraints, "k": constraints.real,
                        "catch_probability": constraints.unit_interval}
+    # |k| (N s/m) beyond which arm26 at its 10 ms step runs away: with random excitations (0-0.5) the peak joint
+    # speed is 20 rad/s at k = 15, 57 at 50, 177 at 100 and the 1000 rad/s clamp at 400; studies use 10-20
+    max_accurate_k: ClassVar[float] = 40.0
+
+    def __init__(self, success_radius: float = 0.01, weights: dict[str, float] | None = None, **params: Any) -> None:
+        super().__init__(success_radius, weights, **params)
+        if abs(self.params["k"]) > self.max_accurate_k:
+            warnings.warn(f"curl field gain k = {self.params['k']} N s/m: beyond |k| = {self.max_accurate_k:g} the "
+                          "explicit step lets the arm run away (joint speeds of 100s of rad/s, up to the velocity "
+                          "clamp); curl-field studies use 10-20 N s/m, or shorten dt", AccuracyWarning, stacklevel=2)
 
     def state_for(self, effector: Effector, centre: Tensor, index: Tensor, generator: torch.Generator | None
                   ) -> CurlFieldState:

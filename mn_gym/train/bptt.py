@@ -47,11 +47,17 @@ from mn_gym.train.common import (
 )
 from mn_gym.train.settings import BPTTSettings, LRSchedule
 
-__all__ = ["CHECKPOINT", "CURVE_FIELDS", "detach_state", "load_checkpoint", "lr_factor", "train_bptt"]
+__all__ = ["CHECKPOINT", "CURVE_FIELDS", "DivergedError", "detach_state", "load_checkpoint", "lr_factor",
+           "train_bptt"]
 
 CURVE_FIELDS = ("iteration", "env_steps", "train_time_s", "train_cpu_s", "elapsed_s", "lr", "train_loss",
                 "train_final_distance", "eval_final_distance", "eval_success_rate", "eval_loss")
 CHECKPOINT = "checkpoint.pt"
+DIVERGED_AFTER = 20  # non-finite iterations in a row that stop a run (`DivergedError`)
+
+
+class DivergedError(RuntimeError):
+    """Training that cannot go on: the loss or gradient stayed non-finite for `DIVERGED_AFTER` iterations."""
 
 
 def detach_state(x: Any) -> Any:
@@ -149,7 +155,7 @@ def train_bptt(env_id: str, settings: BPTTSettings | None = None, *, iterations:
             raise ValueError(f"policy.{key} = {getattr(policy, key)}, but {env_id} needs {size}")
     policy.to(device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=settings.lr)
-    iteration, skipped, clock, rows = 0, 0, Clock(), []
+    iteration, skipped, in_a_row, clock, rows = 0, 0, 0, Clock(), []
     if checkpoint is not None:
         policy.load_state_dict(checkpoint["policy"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -200,11 +206,17 @@ def train_bptt(env_id: str, settings: BPTTSettings | None = None, *, iterations:
             if ok:
                 losses.append(loss)
                 distances.append(distance)
+                in_a_row = 0
             else:
-                skipped += 1
+                skipped, in_a_row = skipped + 1, in_a_row + 1
                 if skipped == 1 or skipped % 100 == 0:
                     warnings.warn(f"iteration {iteration}: non-finite loss or gradient, update skipped "
                                   f"({skipped} so far)", RuntimeWarning, stacklevel=2)
+                if in_a_row >= DIVERGED_AFTER:
+                    raise DivergedError(f"training diverged: {in_a_row} iterations in a row (up to {iteration}) had "
+                                        f"a non-finite loss or gradient, so nothing is learnt; lower lr "
+                                        f"({settings.lr}), keep grad_clip on ({settings.grad_clip}), or check the env "
+                                        "settings (a stiff load or a long step)")
             bar.update(iteration, clock.train_s, loss=loss, dist=curve.rows[-1]["eval_final_distance"])
     finally:
         bar.close()
@@ -225,7 +237,7 @@ def train_iteration(env: Env, policy: nn.Module, optimizer: torch.optim.Optimize
     window = truncation or env.max_steps
     state, obs = env.reset()
     hidden = None
-    total, steps, ok = 0.0, 0, True
+    total, steps = 0.0, 0
     distance = math.nan
     while steps < env.max_steps:
         n = min(window, env.max_steps - steps)
@@ -235,17 +247,16 @@ def train_iteration(env: Env, policy: nn.Module, optimizer: torch.optim.Optimize
         loss.backward()
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip is not None else math.inf)
-        if torch.isfinite(loss) and torch.isfinite(norm):
-            optimizer.step()
-        else:
-            ok = False
         total += loss.item() * n
         steps += n
+        if not (torch.isfinite(loss) and torch.isfinite(norm)):  # no update, and the episode's rest is lost
+            return total / steps, math.nan, False
+        optimizer.step()
         # the next window starts where this one ended, with no gradient path back into it
         state, obs = detach_state(ro.final_state), ro.observations[-1].detach()
         hidden = detach_state(_last_hidden(ro, policy, env.batch_size))
         distance = torch.linalg.vector_norm(ro.hand[-1, :, :2] - ro.goals[-1], dim=-1).mean().item()
-    return total / steps, distance, ok
+    return total / steps, distance, True
 
 
 def _last_hidden(ro: mn_gym.Rollout, policy: nn.Module, batch_size: int) -> Any:
