@@ -175,7 +175,7 @@ class Env:
                       "env_id": env_id, "seed": seed, "max_episode_steps": max_episode_steps, "spec": spec}
         self.effector, self.task, self.batch_size, self.sensing = effector, task, batch_size, s
         self.dt = effector.dt
-        max_steps = delay_steps(episode_duration, self.dt, "episode_duration")
+        max_steps = natural = delay_steps(episode_duration, self.dt, "episode_duration")
         if max_steps < 1:
             raise ValueError(f"episode_duration must be at least one step ({self.dt} s), got {episode_duration}")
         if max_episode_steps is not None:
@@ -186,6 +186,10 @@ class Env:
         self.max_steps = max_steps
         self.proprioception_lag = delay_steps(s.proprioception_delay, self.dt, "proprioception_delay")
         self.vision_lag = delay_steps(s.vision_delay, self.dt, "vision_delay")
+        for name, lag in (("proprioception_delay", self.proprioception_lag), ("vision_delay", self.vision_lag)):
+            if lag >= natural:  # a signal that arrives after the episode: nothing to see, a huge delay line
+                raise ValueError(f"{name} ({getattr(s, name)} s) must be shorter than the episode "
+                                 f"({episode_duration} s)")
         for name in ("action_noise", "proprioception_noise", "vision_noise", "observation_noise"):
             value = getattr(s, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:

@@ -188,9 +188,12 @@ def test_unknown_names_and_parameters():
     (lambda: mn_gym.make_effector("arm26", muscle="mujoco", muscle_params={"lmax": 0.9}),
      r"parameter 'lmax' must be > 1"),
     (lambda: mn_gym.make_effector("arm26", muscle_params={"tendon_slack_length": 0.0}),
-     r"parameter 'tendon_slack_length' must be > 0"),
-    (lambda: mn_gym.make_effector("arm26", muscle_params={"min_activation": 1.0}),
-     r"parameter 'min_activation' must be in \[0.0, 1.0\)"),
+     r"parameter 'tendon_slack_length' must be >= 0.0001"),
+    (lambda: mn_gym.make_effector("arm26", muscle_params={"min_activation": 1.0}), r"min_activation must be < 1"),
+    (lambda: mn_gym.make_effector("arm26", muscle_params={"min_activation": 0.0}),
+     r"KistemakerMuscle: parameter 'min_activation' must be > 0"),
+    (lambda: mn_gym.make_effector("arm26", muscle_params={"optimal_fibre_length": 1e-45}),
+     r"parameter 'optimal_fibre_length' must be >= 0.0001"),
     (lambda: mn_gym.make_effector("arm26", muscle_params={"tau_deactivation": -0.01}),
      r"parameter 'tau_deactivation' must be > 0"),
     (lambda: TwoLinkArm.from_segments(viscosity=-1.0), r"parameter 'viscosity' must be >= 0"),
@@ -205,7 +208,7 @@ def test_domains_hold_for_replace_and_json_configs():
     """`replace` and `from_config` (a JSON file's effector) check the same domains and relations: a mass matrix
     that is not positive definite, or a non-positive fibre length, never reaches the step."""
     arm = mn_gym.make_effector("arm26")
-    with pytest.raises(ValueError, match=r"'optimal_fibre_length' must be > 0"):
+    with pytest.raises(ValueError, match=r"'optimal_fibre_length' must be >= 0.0001"):
         arm.muscle.replace(optimal_fibre_length=torch.zeros(6))
     cfg = json.loads(json.dumps(arm.config()))
     cfg["skeleton"]["params"]["inertia_const"] = [[0.01, 0.5], [0.5, 0.01]]
@@ -220,7 +223,7 @@ def test_missing_and_invalid_parameters():
         KistemakerMuscle(2, max_isometric_force=[1.0, 2.0])
     with pytest.raises(ValueError, match=r"'max_isometric_force' must have shape \(6,\)"):
         mn_gym.make_effector("arm26", muscle_params={"max_isometric_force": [1.0, 2.0]})
-    with pytest.raises(ValueError, match=r"must be > 0"):
+    with pytest.raises(ValueError, match=r"optimal_fibre_length.* must be >= 0.0001"):
         mn_gym.make_effector("arm26", muscle_params={"optimal_fibre_length": -0.1})
     with pytest.raises(ValueError, match=r"must be finite"):
         mn_gym.make_effector("pointmass24", mass=math.nan)

@@ -63,7 +63,8 @@ def test_v1_reaching_adds_the_precision_well_and_v0_is_unchanged():
 
 
 @pytest.mark.parametrize(("env_id", "task_kwargs", "message"), [
-    ("ArmCurlField-v0", {"k": float("nan")}, r"k must be a number finite"),
+    ("ArmCurlField-v0", {"k": float("nan")}, r"k must be a number in \[-1000.0, 1000.0\]"),
+    ("ArmCurlField-v0", {"k": -4.9e35}, r"k must be a number in \[-1000.0, 1000.0\]"),
     ("ArmCurlField-v0", {"catch_probability": 1.5}, r"catch_probability must be a number in \[0.0, 1.0\]"),
     ("ArmCentreOut-v0", {"radius": -0.1}, r"radius must be a number > 0"),
     ("ArmCentreOut-v0", {"n_targets": 2.5}, r"n_targets must be a number integer >= 1"),

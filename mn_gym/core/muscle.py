@@ -77,8 +77,12 @@ class Muscle(Component):
         "tau_deactivation": 0.05,
     }
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
-        "max_isometric_force": constraints.nonnegative, "min_activation": constraints.half_open_interval(0.0, 1.0),
+        "max_isometric_force": constraints.nonnegative, "min_activation": constraints.nonnegative,
         "tau_activation": constraints.positive, "tau_deactivation": constraints.positive}
+
+    def _check_relations(self) -> None:
+        if not bool((self.min_activation < 1.0).all()):
+            raise ValueError(f"{type(self).__name__}: min_activation must be < 1, got {float(self.min_activation)}")
 
     def __init__(
         self,
@@ -98,6 +102,7 @@ class Muscle(Component):
         missing = [name for name in self.required if name not in params]
         if missing:
             raise TypeError(f"{type(self).__name__}: missing required parameter(s) {missing}")
+        self._check_given(params)
         values: dict[str, Any] = dict(self.default_activation)
         values.update(params)
         values = self._derive(values)
@@ -177,8 +182,10 @@ class _HillMuscle(Muscle):
     required = ("max_isometric_force", "tendon_slack_length", "optimal_fibre_length")
     properties = ("normalized_slack_length",)
     default_normalized_slack: ClassVar[float] = 1.4
+    # lengths (m) and the maximum velocity (m/s) divide the equations: at least 0.1 mm (m/s), below any muscle
     arg_constraints = {**Muscle.arg_constraints, **dict.fromkeys(
-        ("tendon_slack_length", "optimal_fibre_length", "passive_slack_length", "max_velocity"), constraints.positive)}
+        ("tendon_slack_length", "optimal_fibre_length", "passive_slack_length", "max_velocity"),
+        constraints.greater_than_eq(1e-4))}
 
     def _derive(self, values: dict[str, Any]) -> dict[str, Any]:
         l0_ce = torch.as_tensor(values["optimal_fibre_length"], dtype=torch.float64)
@@ -232,6 +239,8 @@ class KistemakerMuscle(_HillMuscle):
                    "force-velocity CE", "force")
     per_muscle = (*_HillMuscle.per_muscle, "passive_stiffness")
     default_activation = {"min_activation": 0.001, "tau_activation": 0.015, "tau_deactivation": 0.05}
+    # its force-velocity curve divides by the activation: a muscle that can rest at 0 gives NaN forces
+    arg_constraints = {**_HillMuscle.arg_constraints, "min_activation": constraints.positive}
     min_fibre_length = 0.0
 
     def _derive(self, values: dict[str, Any]) -> dict[str, Any]:

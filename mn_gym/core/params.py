@@ -99,13 +99,23 @@ class Component:
     def _check(self, names: Any) -> None:
         """Check the domains of the tensors `names` and the relations between all, then refresh the caches."""
         for name in names:
-            constraint = self.arg_constraints.get(name)
-            value = getattr(self, name)
-            if constraint is not None and not bool(constraint.check(value.detach()).all()):
-                raise ValueError(f"{type(self).__name__}: parameter {name!r} must be {domain_text(constraint)}, "
-                                 f"got {value.tolist()}")
+            self._check_domain(name, getattr(self, name))
         self._check_relations()
         self._refresh()
+
+    def _check_domain(self, name: str, value: Tensor) -> None:
+        constraint = self.arg_constraints.get(name)
+        if constraint is not None and not bool(constraint.check(value.detach()).all()):
+            raise ValueError(f"{type(self).__name__}: parameter {name!r} must be {domain_text(constraint)}, "
+                             f"got {value.tolist()}")
+
+    def _check_given(self, values: Mapping[str, Any]) -> None:
+        """Check values a user gave against their domains before anything is derived from them (a derived
+        parameter's error would name the wrong one)."""
+        shapes = self.tensor_shapes()
+        for name, value in values.items():
+            if name in shapes:
+                self._check_domain(name, as_tensor(name, value, shapes[name], dtype=torch.float64))
 
     def _check_relations(self) -> None:
         """Raise ValueError where parameters contradict each other (each one in its domain)."""

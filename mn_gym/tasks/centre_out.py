@@ -105,7 +105,7 @@ class CurlField(CentreOut):
     name = "curl_field"
     State = CurlFieldState
     defaults = {**CentreOut.defaults, "k": 15.0, "catch_probability": 0.0}
-    arg_constraints = {**CentreOut.arg_constraints, "k": constraints.real,
+    arg_constraints = {**CentreOut.arg_constraints, "k": constraints.interval(-1000.0, 1000.0),
                        "catch_probability": constraints.unit_interval}
     # |k| (N s/m) beyond which arm26 at its 10 ms step runs away: with random excitations (0-0.5) the peak joint
     # speed is 20 rad/s at k = 15, 57 at 50, 177 at 100 and the 1000 rad/s clamp at 400; studies use 10-20
