@@ -242,7 +242,8 @@ def test_bench_subcommand(tmp_path):
 
 
 def test_sweep_local_ray(tmp_path, capsys):
-    """2 envs x 2 algos x 2 seeds on a local Ray: one table; a second call reuses the finished trials."""
+    """2 envs x 2 algos x 2 seeds on a local Ray: one table; a second call reuses the finished trials and continues
+    an interrupted one."""
     pytest.importorskip("ray")
     out = tmp_path / "grid"
     argv = ["sweep", "--envs", "PointMassReach-v0", "ArmReach-v0", "--algos", "bptt", "ppo", "--seeds", 0, 1,
@@ -260,10 +261,14 @@ def test_sweep_local_ray(tmp_path, capsys):
     assert table in text and len(table.strip().splitlines()) == 2 + 4
     assert (out / "curves_ArmReach-v0.png").is_file() and (out / "curves_PointMassReach-v0.png").is_file()
     shutil.rmtree(out / "ArmReach-v0" / "ppo" / "seed1")
+    interrupted = out / "ArmReach-v0" / "bptt" / "seed1"  # as a killed worker leaves it: unpublished, checkpointed
+    (interrupted / "summary.json").unlink()
+    interrupted.rename(interrupted.parent / ".seed1.partial")
     run_cli(*argv)
     with (out / "trials.csv").open() as f:
         statuses = [t["status"] for t in csv.DictReader(f)]
-    assert statuses.count("reused") == 7 and statuses.count("done") == 1
+    assert statuses.count("reused") == 6 and statuses.count("done") == 1 and statuses.count("resumed") == 1
+    assert (interrupted / "summary.json").is_file()
 
 
 def test_settings_are_typed_dataclasses():

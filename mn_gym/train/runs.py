@@ -42,7 +42,8 @@ from mn_gym.train.common import EVAL_EPISODES, EVAL_SEED, HeldOut
 from mn_gym.train.hyperparams import tuned
 from mn_gym.train.settings import ALGOS, SETTINGS, Settings
 
-__all__ = ["ALGOS", "RunError", "check_request", "evaluate_run", "load_policy", "load_run", "train"]
+__all__ = ["ALGOS", "RunError", "check_request", "evaluate_run", "load_policy", "load_run", "recorded", "resumable",
+           "train"]
 
 RUN_FILE, SUMMARY, CURVE_PNG, TRAJ_PNG = "run.json", "summary.json", "curve.png", "trajectories.png"
 SUCCESS_THRESHOLD = 0.8
@@ -147,6 +148,12 @@ def recorded(out: str | Path) -> dict[str, Any]:
     if not (source / RUN_FILE).is_file():
         raise RunError(f"nothing to resume in {out}: no run was started there")
     return load_run(source)
+
+
+def resumable(out: str | Path, algo: str) -> bool:
+    """Whether `out` has an unfinished `algo` run with a checkpoint to continue (`train(..., resume=True)`)."""
+    partial = _partial(Path(out))
+    return (partial / RUN_FILE).is_file() and (partial / POLICY_FILE[algo]).is_file()
 
 
 def _jsonable(value: Any) -> Any:

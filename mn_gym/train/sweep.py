@@ -47,10 +47,12 @@ def _trial(env_id: str, algo: str, seed: int, run_dir: str, budget: dict[str, An
     try:
         if summary_path.is_file() and not overwrite:
             summary, row["status"] = json.loads(summary_path.read_text()), "reused"
-        else:
+        else:  # an interrupted trial (a killed worker, a stopped sweep) continues from its checkpoint
+            resume = not overwrite and runs.resumable(run_dir, algo)
             summary = runs.train(env_id, algo, run_dir, seed=seed, progress=False, settings=settings,
-                                 eval_batch=eval_batch, overwrite=overwrite, command=command, **budget)
-            row["status"] = "done"
+                                 eval_batch=eval_batch, overwrite=overwrite, resume=resume, command=command,
+                                 **budget)
+            row["status"] = "resumed" if resume else "done"
     except Exception as exc:  # a failed trial must not take the sweep down; its error goes into the table
         return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     return {**row, **{k: summary[k] for k in TRIAL_FIELDS if k in summary}}
