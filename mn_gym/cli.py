@@ -32,8 +32,7 @@ import mn_gym
 from mn_gym import catalogue
 from mn_gym.files import BadFileError
 from mn_gym.train import runs
-from mn_gym.train.bptt import DivergedError
-from mn_gym.train.common import EVAL_EPISODES, EVAL_SEED
+from mn_gym.train.common import EVAL_EPISODES, EVAL_SEED, DivergedError
 from mn_gym.train.hyperparams import ZOO_NAMES, HyperparamsError, tuned, tuned_ids, zoo_file
 from mn_gym.train.settings import SETTINGS, describe
 

@@ -369,10 +369,11 @@ class Env:
         return {"distance": torch.linalg.vector_norm(hand[:, :2] - goal, dim=-1), "goal": goal, "hand": hand,
                 "target": self.task.target(state.task)}
 
-    def check_state(self, state: Any) -> None:
+    def check_state(self, state: Any, values: bool = True) -> None:
         """Raise a clear error unless `state` is a state of this env: an `EnvState` whose every field has the
-        structure, shape (B, ...), dtype and device of this env's states, with finite values (when the effector
-        checks its inputs: `check_inputs`). What `step` and `reset_where` do first; `rollout` once per episode."""
+        structure, shape (B, ...), dtype and device of this env's states and, with `values`, finite values (when
+        the effector checks its inputs: `check_inputs`). `rollout` checks its start state so; `step` checks the
+        structure before and the finiteness of what comes out (cheaper per step, `_check_outcome`)."""
         if not isinstance(state, EnvState):
             raise TypeError(f"state must be an EnvState (from reset), got {type(state).__name__}")
         if not self.effector.check_inputs:
@@ -404,10 +405,16 @@ class Env:
             if leaf.device != self.device:
                 raise ValueError(f"state{name} is on {leaf.device}, the env on {self.device}")
             if leaf.is_floating_point():
-                floats.append(leaf.reshape(-1))
-        if not bool(torch.isfinite(torch.cat(floats)).all()):
-            bad = [name for name, leaf in zip(names, leaves, strict=True)
-                   if isinstance(leaf, Tensor) and leaf.is_floating_point() and not bool(torch.isfinite(leaf).all())]
+                floats.append(leaf)
+        if values and not bool(torch.isfinite(torch.stack([leaf.sum() for leaf in floats]).sum())):
+            self._name_non_finite(state)
+
+    def _name_non_finite(self, state: EnvState) -> None:
+        """Raise the error naming the fields of `state` that hold NaN or inf (if any)."""
+        _, _, names = self._state_layout
+        bad = [name for name, leaf in zip(names, _state_leaves(state)[0], strict=True)
+               if isinstance(leaf, Tensor) and leaf.is_floating_point() and not bool(torch.isfinite(leaf).all())]
+        if bad:
             raise ValueError(f"state has NaN or inf in {', '.join(bad)}: a state that diverged or was built by hand")
 
     def check_action(self, action: Any, batch: int) -> None:
@@ -423,7 +430,7 @@ class Env:
 
     def reset_where(self, state: EnvState, mask: Tensor) -> EnvState:
         """`state` with the elements where `mask` (B,) is True restarted as new episodes (fresh draws)."""
-        self.check_state(state)
+        self.check_state(state, values=False)
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (self.batch_size,):
             raise ValueError(f"mask must be a bool tensor of shape ({self.batch_size},), got "
                              f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
@@ -436,9 +443,14 @@ class Env:
         `action` (B, M): excitations, clipped to [min activation, 1]. Returns (state, observation (B, obs_size),
         reward (B,), terminated (B,) bool, truncated (B,) bool, info); see `transition`.
         """
-        self.check_state(state)
+        self.check_state(state, values=False)
         self.check_action(action, self.batch_size)
-        return self.transition(state, action, self.draw_noise(self.batch_size))
+        out = self.transition(state, action, self.draw_noise(self.batch_size))
+        if self.effector.check_inputs and not bool(torch.isfinite(out[1].sum() + out[2].sum())):
+            self._name_non_finite(state)  # NaN in: refused, naming the field
+            raise ValueError("the step gave a non-finite observation or reward from a finite state and action: "
+                             "the dynamics diverged (a stiff load, a long step; see AccuracyWarning)")
+        return out
 
     def transition(self, state: EnvState, action: Tensor, noise: Tensor | None
                    ) -> tuple[EnvState, Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:

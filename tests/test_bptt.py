@@ -16,7 +16,7 @@ import torch
 
 import mn_gym
 from mn_gym.train import BPTTSettings, HeldOut, PPOSettings, detach_state, load_checkpoint, lr_factor, train_bptt
-from mn_gym.train.common import Budget, Progress, TrainResult
+from mn_gym.train.common import Budget, DivergedError, Progress, TrainResult
 
 ENV = "PointMassReach-v0"
 SMALL = BPTTSettings(batch_size=8, n_hidden=16, compile_effector=False)
@@ -89,7 +89,7 @@ def test_a_run_that_diverges_stops_with_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(bptt, "train_iteration", diverged)
     with pytest.warns(RuntimeWarning, match="update skipped"), \
-            pytest.raises(bptt.DivergedError, match=f"{bptt.DIVERGED_AFTER} iterations in a row"):
+            pytest.raises(DivergedError, match=f"{bptt.DIVERGED_AFTER} iterations in a row"):
         train_bptt(ENV, small(eval_every=1000), iterations=1000, **FAST)
     assert len(calls) == bptt.DIVERGED_AFTER
 

@@ -423,8 +423,9 @@ def test_effort_and_jerk_score_the_excitation_the_muscles_take():
 
 
 def test_states_are_checked_where_they_enter():
-    """`step`, `reset_where` and `rollout(state=...)` refuse a state of another env, of another batch size, or
-    with NaN in it, naming the field, instead of NaN out or an internal torch error."""
+    """`step` and `rollout(state=...)` refuse a state of another env, of another batch size, or with NaN in it,
+    naming the field, instead of NaN out or an internal torch error (`reset_where` checks the structure); a
+    step that diverges from a finite state says so."""
     env = mn_gym.make("ArmReach-v0", batch_size=2, seed=0)
     state, _ = env.reset()
     action = torch.full((2, env.action_size), 0.1)
@@ -442,7 +443,10 @@ def test_states_are_checked_where_they_enter():
     for bad, message in cases:
         with pytest.raises((ValueError, TypeError), match=message):
             env.step(bad, action)
-    with pytest.raises(ValueError, match=r"NaN or inf"):
-        env.reset_where(nan, torch.tensor([True, False]))
+    with pytest.raises(ValueError, match=r"does not come from this env"):
+        env.reset_where(cases[0][0], torch.tensor([True, False]))
+    diverging = state._replace(task=state.task._replace(target=torch.full_like(state.task.target, 3e38)))
+    with pytest.raises(ValueError, match=r"non-finite observation or reward from a finite state"):
+        env.step(diverging, action)
     with pytest.raises(ValueError, match=r"NaN or inf"):
         rollout(env, lambda obs, h: (torch.full((2, 6), 0.1), None), state=nan, n_steps=2)

@@ -77,3 +77,21 @@ def test_rsl_ppo_run_folder_eval_and_resume(tmp_path):
     assert result["mean_final_distance_m"] == pytest.approx(summary["final_eval_distance_m"], rel=1e-5)
     more = runs.train(ID, "rsl-ppo", out, settings=TINY, steps=2 * steps, eval_batch=8, progress=False, resume=True)
     assert more["env_steps"] == 2 * steps and more["evaluations"] > summary["evaluations"]
+
+
+def test_a_run_whose_observations_stop_being_finite_stops_clearly(monkeypatch):
+    """rsl-rl does not check its distributions' arguments: a NaN must not train on silently."""
+    from mn_gym.train.common import DivergedError
+    from mn_gym.train.rsl import train_rsl_ppo
+
+    step = RslRlVecEnv.step
+
+    def nan_step(self, actions):
+        obs, rewards, dones, extras = step(self, actions)
+        obs[OBS_GROUP] = obs[OBS_GROUP] * float("nan")
+        return obs, rewards, dones, extras
+
+    monkeypatch.setattr(RslRlVecEnv, "step", nan_step)
+    with pytest.raises(DivergedError, match="training diverged at iteration 0"):
+        train_rsl_ppo(ID, TINY, steps=4 * TINY.n_envs * TINY.n_steps, progress=False, tensorboard=False,
+                      held_out=mn_gym.train.HeldOut.make(ID, 8))

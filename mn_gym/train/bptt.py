@@ -38,6 +38,7 @@ from mn_gym.functional import Env
 from mn_gym.train.common import (
     Budget,
     Clock,
+    DivergedError,
     HeldOut,
     LearningCurve,
     Progress,
@@ -47,17 +48,13 @@ from mn_gym.train.common import (
 )
 from mn_gym.train.settings import BPTTSettings, LRSchedule
 
-__all__ = ["CHECKPOINT", "CURVE_FIELDS", "DivergedError", "detach_state", "load_checkpoint", "lr_factor",
-           "train_bptt"]
+__all__ = ["CHECKPOINT", "CURVE_FIELDS", "detach_state", "load_checkpoint", "lr_factor", "train_bptt"]
 
 CURVE_FIELDS = ("iteration", "env_steps", "train_time_s", "train_cpu_s", "elapsed_s", "lr", "train_loss",
                 "train_final_distance", "eval_final_distance", "eval_success_rate", "eval_loss")
 CHECKPOINT = "checkpoint.pt"
 DIVERGED_AFTER = 20  # non-finite iterations in a row that stop a run (`DivergedError`)
 
-
-class DivergedError(RuntimeError):
-    """Training that cannot go on: the loss or gradient stayed non-finite for `DIVERGED_AFTER` iterations."""
 
 
 def detach_state(x: Any) -> Any:

@@ -27,8 +27,8 @@ from mn_gym.faces.rollout import Rollout
 from mn_gym.files import atomic
 from mn_gym.functional import Env
 
-__all__ = ["EVAL_EPISODES", "EVAL_SEED", "Budget", "Clock", "HeldOut", "LearningCurve", "Progress", "TrainResult",
-           "check_env_kwargs", "check_positive", "start_rl_run", "tensorboard_dir"]
+__all__ = ["EVAL_EPISODES", "EVAL_SEED", "Budget", "Clock", "DivergedError", "HeldOut", "LearningCurve", "Progress",
+           "TrainResult", "check_env_kwargs", "check_positive", "start_rl_run", "tensorboard_dir"]
 
 EVAL_EPISODES, EVAL_SEED = 1024, 12345  # the held-out evaluation of every trainer, `mn-gym eval` and the sweeps
 TIME_BAR = "{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]"
@@ -265,6 +265,10 @@ class LearningCurve:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+
+
+class DivergedError(RuntimeError):
+    """Training that cannot go on: the loss, gradient, observations or rewards stopped being finite."""
 
 
 @dataclass

@@ -41,6 +41,7 @@ from mn_gym.faces.rsl_rl import OBS_GROUP, RslRlVecEnv
 from mn_gym.files import BadFileError, load_tensors, save_tensors
 from mn_gym.train.common import (
     Clock,
+    DivergedError,
     HeldOut,
     LearningCurve,
     Progress,
@@ -185,6 +186,10 @@ def train_rsl_ppo(env_id: str, settings: RslPPOSettings | None = None, *, steps:
                         last_returns = episode_return[ended].mean().item()
                         episode_return.masked_fill_(ended, 0.0)
                 alg.compute_returns(obs)
+                if not bool(torch.isfinite(obs[OBS_GROUP]).all() & torch.isfinite(episode_return).all()):
+                    raise DivergedError(f"training diverged at iteration {iteration}: non-finite observations or "
+                                        f"rewards (the actor's actions became NaN, or the env ran away); lower "
+                                        f"learning_rate ({settings.learning_rate}) or check the env settings")
             alg.update()
             clock.stop()
             env_steps += settings.n_envs * settings.n_steps
