@@ -79,8 +79,9 @@ def test_rsl_ppo_run_folder_eval_and_resume(tmp_path):
     assert more["env_steps"] == 2 * steps and more["evaluations"] > summary["evaluations"]
 
 
-def test_a_run_whose_observations_stop_being_finite_stops_clearly(monkeypatch):
-    """rsl-rl does not check its distributions' arguments: a NaN must not train on silently."""
+def test_a_run_whose_rewards_stop_being_finite_stops_clearly(monkeypatch):
+    """rsl-rl does not check its distributions' arguments: a NaN must not train on silently (NaN actions are
+    refused by the face itself, test_bad_actions_are_refused; a NaN reward stops the run at the update)."""
     from mn_gym.train.common import DivergedError
     from mn_gym.train.rsl import train_rsl_ppo
 
@@ -88,8 +89,7 @@ def test_a_run_whose_observations_stop_being_finite_stops_clearly(monkeypatch):
 
     def nan_step(self, actions):
         obs, rewards, dones, extras = step(self, actions)
-        obs[OBS_GROUP] = obs[OBS_GROUP] * float("nan")
-        return obs, rewards, dones, extras
+        return obs, rewards * float("nan"), dones, extras
 
     monkeypatch.setattr(RslRlVecEnv, "step", nan_step)
     with pytest.raises(DivergedError, match="training diverged at iteration 0"):

@@ -188,8 +188,8 @@ def train_rsl_ppo(env_id: str, settings: RslPPOSettings | None = None, *, steps:
                 alg.compute_returns(obs)
                 if not bool(torch.isfinite(obs[OBS_GROUP]).all() & torch.isfinite(episode_return).all()):
                     raise DivergedError(f"training diverged at iteration {iteration}: non-finite observations or "
-                                        f"rewards (the actor's actions became NaN, or the env ran away); lower "
-                                        f"learning_rate ({settings.learning_rate}) or check the env settings")
+                                        f"rewards (the env ran away); lower learning_rate "
+                                        f"({settings.learning_rate}) or check the env settings")
             alg.update()
             clock.stop()
             env_steps += settings.n_envs * settings.n_steps
