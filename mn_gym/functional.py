@@ -373,7 +373,7 @@ class Env:
         """Raise a clear error unless `state` is a state of this env: an `EnvState` whose every field has the
         structure, shape (B, ...), dtype and device of this env's states and, with `values`, finite values (when
         the effector checks its inputs: `check_inputs`). `rollout` checks its start state so; `step` checks the
-        structure before and the finiteness of what comes out (cheaper per step, `_check_outcome`)."""
+        structure before and the finiteness of what comes out (cheaper per step)."""
         if not isinstance(state, EnvState):
             raise TypeError(f"state must be an EnvState (from reset), got {type(state).__name__}")
         if not self.effector.check_inputs:

@@ -49,7 +49,8 @@ from mn_gym.train.common import (
 )
 from mn_gym.train.settings import SETTINGS, PPOSettings, RecurrentPPOSettings, SACSettings
 
-__all__ = ["CURVE_FIELDS", "SB3Policy", "load_sb3_policy", "train_sb3"]
+__all__ = ["AGENT", "CURVE_FIELDS", "SB3Policy", "agent_state", "load_agent", "load_sb3_policy", "restore_agent",
+           "restore_normalizer", "train_sb3"]
 
 AGENT = "agent.pt"
 CURVE_FIELDS = ("env_steps", "train_time_s", "elapsed_s", "train_episode_reward", "eval_final_distance",
