@@ -8,12 +8,12 @@ bottom) with Optuna's TPE sampler, lays them over the dataclass defaults (so a s
 YAML holds now), and trains one run per `--seeds` for `--minutes` of training each with
 `mn_gym.train.runs.train` (into `<out>/trial<k>/seed<s>`). The objective, minimised, is the final held-out mean
 hand-goal distance (m) averaged over the seeds; the success rate is kept with each trial. With `--prune`,
-Optuna's MedianPruner stops a trial after a seed whose running mean is worse than the median of the earlier
-trials at that seed. Trials are stored in an SQLite study (`--storage`, default `<out>/study.db`), so running
-the same command again resumes: `--trials` is the total of finished trials the study should reach. One line is
-printed per trial. `--write` puts the best trial's settings into `mn_gym/hyperparams/<algo>.yml` (the entry of
-`--env`, `mn_gym.train.hyperparams.write_tuned`) with a comment line giving the date, this command, the trials,
-minutes and best value.
+Optuna's MedianPruner stops a trial after a seed whose running mean is worse than the median of the earlier trials
+at that seed. Trials are stored in an SQLite study (`--storage`, default `<out>/study.db`), so running the same
+command again resumes: `--trials` is the total of finished trials the study should reach, also when several
+processes share the study (each stops at that total). One line is printed per trial. `--write` puts the best trial's
+settings into `mn_gym/hyperparams/<algo>.yml` (the entry of `--env`, `mn_gym.train.hyperparams.write_tuned`) with a
+comment line giving the date, this command, the trials, minutes and best value.
 
 For the SB3 algos, rl-zoo3's own optimiser works on the same ids and file (rl-zoo3 names recurrent-ppo
 `ppo_lstm`; its search spaces are its own, and it trains on one Gymnasium env per lane):
@@ -49,15 +49,15 @@ from mn_gym.train.settings import SETTINGS, Settings
 # ------------------------------------------------------------------------------------------- search spaces
 # Each maps an Optuna trial and the algo's defaults to setting values. Categorical choices are plain numbers:
 # a network is its width, its depth kept from the defaults.
-def ppo_space(trial: BaseTrial, base: Settings, lanes: tuple[int, ...] = (8, 16, 32, 64, 128),
-              steps: tuple[int, ...] = (32, 64, 128, 256)) -> dict[str, Any]:
+def ppo_space(trial: BaseTrial, base: Settings, lanes: tuple[int, ...] = (16, 32, 64, 128, 256),
+              steps: tuple[int, ...] = (16, 32, 64, 128)) -> dict[str, Any]:
     n_envs = trial.suggest_categorical("n_envs", lanes)
     n_steps = trial.suggest_categorical("n_steps", steps)
     width = trial.suggest_categorical("net_width", (64, 128, 256))
     return {
         "n_envs": n_envs, "n_steps": n_steps,
         "batch_size": min(trial.suggest_categorical("batch_size", (256, 512, 1024, 2048, 4096)), n_envs * n_steps),
-        "n_epochs": trial.suggest_int("n_epochs", 1, 10),
+        "n_epochs": trial.suggest_int("n_epochs", 1, 8),
         "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
         "gamma": trial.suggest_categorical("gamma", (0.95, 0.98, 0.99, 0.995)),
         "gae_lambda": trial.suggest_categorical("gae_lambda", (0.9, 0.95, 0.98)),
@@ -203,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.algo} on {args.env}: {max(todo, 0)} more trial(s) of {len(args.seeds)} x {args.minutes:g} min "
           f"(study {study.study_name} in {storage})", flush=True)
     if todo > 0:  # a setting that fails to train (an error, out of memory) fails its trial, not the search
-        study.optimize(lambda trial: objective(trial, args), n_trials=todo, callbacks=[report],
+        # processes sharing the study stop once it holds `--trials` finished trials between them
+        done = optuna.study.MaxTrialsCallback(args.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        study.optimize(lambda trial: objective(trial, args), n_trials=todo, callbacks=[report, done],
                        catch=(ValueError, RuntimeError))
     completed = len(study.get_trials(states=(TrialState.COMPLETE,)))
     if not completed:

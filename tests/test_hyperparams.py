@@ -4,6 +4,7 @@ CLI, sweeps and rl-zoo3; bad files fail with the file, env id and key named; the
 import argparse
 import importlib.util
 import json
+import shlex
 import shutil
 import sys
 from dataclasses import asdict, replace
@@ -252,23 +253,25 @@ def test_every_search_space_gives_valid_settings(algo):
         assert tune.trial_settings(algo, optuna.trial.FixedTrial(trial.params)) == settings
 
 
-def test_tune_one_trial_writes_the_best_and_resumes(folder, tmp_path, capsys):
-    """One 3-second PPO trial on PointMassReach-v0: a line per trial, the best written into the (copied)
-    package file with its comment, the study stored in SQLite so that the same command resumes."""
+def test_tune_two_trials_write_the_best_and_resume(folder, tmp_path, capsys):
+    """Two 3-second PPO trials on PointMassReach-v0, the defaults then an `--enqueue`d choice: a line per trial,
+    the best written into the (copied) package file with its comment, the study stored in SQLite so that the
+    same command resumes."""
     tune = load_tune()
     out = tmp_path / "search"
-    argv = ["--algo", "ppo", "--env", "PointMassReach-v0", "--trials", "1", "--minutes", "0.05",
-            "--eval-episodes", "32", "--out", str(out), "--write"]
+    argv = ["--algo", "ppo", "--env", "PointMassReach-v0", "--trials", "2", "--minutes", "0.05",
+            "--eval-episodes", "32", "--out", str(out), "--enqueue", '{"n_epochs": 2}', "--write"]
     assert tune.main(argv) == 0
     printed = capsys.readouterr().out
-    assert "1 more trial(s)" in printed and "trial 0 complete: " in printed and "best #0" in printed
+    assert "2 more trial(s)" in printed and "trial 0 complete: " in printed and "trial 1 complete: " in printed
     study = optuna.load_study(study_name="ppo-PointMassReach-v0", storage=f"sqlite:///{out / 'study.db'}")
+    assert study.trials[0].params["n_epochs"] == PPOSettings().n_epochs and study.trials[1].params["n_epochs"] == 2
     best = study.best_trial
-    summary = json.loads((out / "trial0" / "seed0" / "summary.json").read_text())
+    summary = json.loads((out / f"trial{best.number}" / "seed0" / "summary.json").read_text())
     assert best.value == summary["final_eval_distance_m"] and summary["budget"]["minutes"] == 0.05
     assert tuned("ppo", "PointMassReach-v0") == tune.trial_settings("ppo", optuna.trial.FixedTrial(best.params))
     text = (folder / "ppo.yml").read_text()
-    assert SEARCH_LINE in text and "x 1 seed(s) x 0.05 min, best mean final distance" in text
-    assert f"# python baselines/tune.py {' '.join(argv)}\nPointMassReach-v0:" in text
-    assert tune.main(argv) == 0  # resumed: the study already has its trial
-    assert "0 more trial(s)" in capsys.readouterr().out and len(study.trials) == 1
+    assert SEARCH_LINE in text and "2 trials x 1 seed(s) x 0.05 min, best mean final distance" in text
+    assert f"# python baselines/tune.py {shlex.join(argv)}\nPointMassReach-v0:" in text
+    assert tune.main(argv) == 0  # resumed: the study already has its trials
+    assert "0 more trial(s)" in capsys.readouterr().out and len(study.trials) == 2
