@@ -223,29 +223,29 @@ class RslPPOSettings(Settings):
     device. `n_envs`, `n_steps` and the network fields build the actor-critic; the rest go to `rsl_rl`'s PPO."""
 
     algo: ClassVar[str] = "rsl-ppo"
-    n_envs: int = field(default=2048, metadata=about("lanes of the one batched training env", positive=True))
-    n_steps: int = field(default=32, metadata=about("steps per lane per rollout", positive=True))
-    num_learning_epochs: int = field(default=3, metadata=about("passes over each rollout", positive=True))
-    num_mini_batches: int = field(default=8, metadata=about("minibatches per pass", positive=True))
-    learning_rate: float = field(default=8e-4, metadata=about("Adam's (initial) learning rate", positive=True))
+    n_envs: int = field(default=512, metadata=about("lanes of the one batched training env", positive=True))
+    n_steps: int = field(default=64, metadata=about("steps per lane per rollout", positive=True))
+    num_learning_epochs: int = field(default=1, metadata=about("passes over each rollout", positive=True))
+    num_mini_batches: int = field(default=4, metadata=about("minibatches per pass", positive=True))
+    learning_rate: float = field(default=2.3e-3, metadata=about("Adam's (initial) learning rate", positive=True))
     schedule: Literal["adaptive", "fixed"] = field(
         default="adaptive", metadata=about("learning rate: adapted to keep the KL near desired_kl, or fixed"))
-    desired_kl: float = field(default=0.007, metadata=about("target KL per update (adaptive schedule)", positive=True))
-    gamma: float = field(default=0.99, metadata=about("discount factor per step", positive=True, at_most=1.0))
+    desired_kl: float = field(default=0.006, metadata=about("target KL per update (adaptive schedule)", positive=True))
+    gamma: float = field(default=0.995, metadata=about("discount factor per step", positive=True, at_most=1.0))
     lam: float = field(default=0.95, metadata=about("GAE bias-variance trade-off", at_most=1.0))
     clip_param: float = field(default=0.2, metadata=about("clipping of the probability ratio", positive=True))
-    entropy_coef: float = field(default=4e-4, metadata=about("entropy bonus coefficient"))
+    entropy_coef: float = field(default=1.4e-3, metadata=about("entropy bonus coefficient"))
     value_loss_coef: float = field(default=1.0, metadata=about("weight of the value loss", positive=True))
     use_clipped_value_loss: bool = field(
         default=False, metadata=about("clip each value update to clip_param around the old value (rsl-rl's default "
                                       "True stalls here: returns of -20 to -40 take hundreds of updates to reach)"))
     max_grad_norm: float = field(default=1.0, metadata=about("maximum gradient norm", positive=True))
-    hidden_dims: list[int] = field(default_factory=lambda: [64, 64],
+    hidden_dims: list[int] = field(default_factory=lambda: [128, 128],
                                    metadata=about("hidden layer sizes of the actor and of the critic"))
-    activation: Literal["tanh", "elu", "relu"] = field(default="elu", metadata=about("hidden-layer activation"))
-    init_std: float = field(default=0.6, metadata=about("initial standard deviation of the Gaussian actions",
+    activation: Literal["tanh", "elu", "relu"] = field(default="relu", metadata=about("hidden-layer activation"))
+    init_std: float = field(default=0.22, metadata=about("initial standard deviation of the Gaussian actions",
                                                         positive=True))
-    action_bias: float = field(default=0.0, metadata=about("initial mean action in [-1, 1] (0: excitation 0.5; "
+    action_bias: float = field(default=-0.5, metadata=about("initial mean action in [-1, 1] (0: excitation 0.5; "
                                                            "-0.9: 0.05, muscles nearly at rest)", at_most=1.0))
 
     def min_env_steps(self, episode_steps: int) -> int:
