@@ -243,7 +243,7 @@ def test_bench_subcommand(tmp_path):
 
 def test_sweep_local_ray(tmp_path, capsys):
     """2 envs x 2 algos x 2 seeds on a local Ray: one table; a second call reuses the finished trials and continues
-    an interrupted one."""
+    an interrupted one; a third with other settings fails those trials instead of reusing runs of the old ones."""
     pytest.importorskip("ray")
     out = tmp_path / "grid"
     argv = ["sweep", "--envs", "PointMassReach-v0", "ArmReach-v0", "--algos", "bptt", "ppo", "--seeds", 0, 1,
@@ -269,6 +269,15 @@ def test_sweep_local_ray(tmp_path, capsys):
         statuses = [t["status"] for t in csv.DictReader(f)]
     assert statuses.count("reused") == 6 and statuses.count("done") == 1 and statuses.count("resumed") == 1
     assert (interrupted / "summary.json").is_file()
+    capsys.readouterr()
+    run_cli(*argv[:-1], "ppo.batch_size=8", expect=1)  # batch_size 8: the finished ppo runs are not this sweep's
+    with (out / "trials.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"] for r in rows if r["algo"] == "bptt"] == ["reused"] * 4
+    failed = [r for r in rows if r["algo"] == "ppo"]
+    assert {r["status"] for r in failed} == {"failed"} and len(failed) == 4
+    assert all("differs from this trial: batch_size 32 (asked 8)" in r["error"] for r in failed)
+    assert "pass --overwrite to rerun it" in capsys.readouterr().err
 
 
 def test_settings_are_typed_dataclasses():

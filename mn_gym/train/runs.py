@@ -42,8 +42,8 @@ from mn_gym.train.common import EVAL_EPISODES, EVAL_SEED, HeldOut
 from mn_gym.train.hyperparams import tuned
 from mn_gym.train.settings import ALGOS, SETTINGS, Settings
 
-__all__ = ["ALGOS", "RunError", "check_request", "evaluate_run", "load_policy", "load_run", "recorded", "resumable",
-           "train"]
+__all__ = ["ALGOS", "RunError", "check_request", "differences", "evaluate_run", "load_policy", "load_run", "recorded",
+           "resumable", "train"]
 
 RUN_FILE, SUMMARY, CURVE_PNG, TRAJ_PNG = "run.json", "summary.json", "curve.png", "trajectories.png"
 SUCCESS_THRESHOLD = 0.8
@@ -160,14 +160,10 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _resumed(out: Path, env_id: str, algo: str, seed: int | None, settings: Settings | None,
-             env_kwargs: dict[str, Any] | None) -> tuple[int, Settings, dict[str, Any]]:
-    """(seed, settings, env settings) a resumed run continues with: the recorded ones. A value the caller gives
-    (not None) must equal the recorded one: a `RunError` names each that differs."""
-    run = recorded(out)
-    if (run["env_id"], run["algo"]) != (env_id, algo):
-        raise RunError(f"the run in {out} is {run['algo']} on {run['env_id']}, not {algo} on {env_id}: "
-                       "a checkpoint only continues on its own env and algo; choose another --out")
+def differences(run: dict[str, Any], seed: int | None, settings: Settings | None,
+                env_kwargs: dict[str, Any] | None) -> list[str]:
+    """What differs between a recorded run (`load_run`'s dict) and the seed, settings and env settings asked
+    (None: not asked), one phrase each: "seed 0 (asked 1)"."""
     conflicts = []
     if seed is not None and seed != run["seed"]:
         conflicts.append(f"seed {run['seed']} (asked {seed})")
@@ -176,6 +172,18 @@ def _resumed(out: Path, env_id: str, algo: str, seed: int | None, settings: Sett
                       for key, value in _jsonable(asdict(settings)).items() if value != run["settings"].get(key)]
     if env_kwargs is not None and _jsonable(env_kwargs) != run["env_kwargs"]:
         conflicts.append(f"env settings {run['env_kwargs']} (asked {env_kwargs})")
+    return conflicts
+
+
+def _resumed(out: Path, env_id: str, algo: str, seed: int | None, settings: Settings | None,
+             env_kwargs: dict[str, Any] | None) -> tuple[int, Settings, dict[str, Any]]:
+    """(seed, settings, env settings) a resumed run continues with: the recorded ones. A value the caller gives
+    (not None) must equal the recorded one: a `RunError` names each that differs."""
+    run = recorded(out)
+    if (run["env_id"], run["algo"]) != (env_id, algo):
+        raise RunError(f"the run in {out} is {run['algo']} on {run['env_id']}, not {algo} on {env_id}: "
+                       "a checkpoint only continues on its own env and algo; choose another --out")
+    conflicts = differences(run, seed, settings, env_kwargs)
     if conflicts:
         raise RunError(f"--resume continues the run in {out} as it was recorded, and these differ: "
                        f"{'; '.join(conflicts)}. Leave them out to continue it, or start a new run (another --out, "

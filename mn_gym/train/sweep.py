@@ -3,11 +3,12 @@
     from mn_gym.train.sweep import sweep
     rows = sweep(["PointMassReach-v0", "ArmReach-v0"], ["bptt", "ppo"], [0, 1, 2], "runs/grid", minutes=5)
 
-Ray runs locally by default (`workers` trials at a time, `cpus_per_trial` torch threads each) or on a cluster
-given its `address` (mn_gym must be installed on its nodes). Each trial is `mn_gym.train.runs.train` into
-`<out>/<env>/<algo>/seed<k>` with the env's tuned settings (`mn_gym.train.hyperparams.tuned`); a trial whose
-folder already holds a finished run is not run again (its summary is reused), so an interrupted sweep picks up
-where it stopped. A failed trial is reported in the table with its error; the others go on. Written into
+Ray runs locally by default (`workers` trials at a time, `cpus_per_trial` torch threads each) or on a cluster given
+its `address` (mn_gym must be installed on its nodes). Each trial is `mn_gym.train.runs.train` into
+`<out>/<env>/<algo>/seed<k>` with the env's tuned settings (`mn_gym.train.hyperparams.tuned`); a trial whose folder
+already holds a finished run of the same seed, settings and budget is not run again (its summary is reused), so an
+interrupted sweep picks up where it stopped; one of other settings fails its trial, naming what differs
+(`overwrite` reruns it). A failed trial is reported in the table with its error; the others go on. Written into
 `out`: `trials.csv` (one row per trial), `table.md` (mean and spread over seeds per env and algo) and
 `curves_<env>.png` (the algos' learning curves side by side); these also cover the finished runs that earlier
 sweeps left in `out`, so a table can be built up grid by grid.
@@ -47,6 +48,12 @@ def _trial(env_id: str, algo: str, seed: int, run_dir: str, budget: dict[str, An
     try:
         if summary_path.is_file() and not overwrite:
             summary, row["status"] = json.loads(summary_path.read_text()), "reused"
+            stale = runs.differences(runs.load_run(run_dir), seed, settings, None)
+            if summary.get("budget") != budget:
+                stale.append(f"budget {summary.get('budget')} (asked {budget})")
+            if stale:  # never count a run of other settings as this sweep's
+                raise runs.RunError(f"{run_dir} holds a finished run that differs from this trial: "
+                                    f"{'; '.join(stale)}; pass --overwrite to rerun it, or choose another --out")
         else:  # an interrupted trial (a killed worker, a stopped sweep) continues from its checkpoint
             resume = not overwrite and runs.resumable(run_dir, algo)
             summary = runs.train(env_id, algo, run_dir, seed=seed, progress=False, settings=settings,
