@@ -176,12 +176,13 @@ def tuned_file(folder, algo, env_id, **values):
 def test_runs_and_sweeps_use_the_tuned_values(folder):
     mine = tuned_file(folder, "ppo", "PointMassReach-v0", n_envs=8, n_steps=16)
     assert runs.check_request("PointMassReach-v0", "ppo", 1.0, None) == mine
-    assert runs.check_request("ArmReach-v0", "ppo", 1.0, None) == PPOSettings()
+    arm = tuned("ppo", "ArmReach-v0")  # the searched entry
+    assert runs.check_request("ArmReach-v0", "ppo", 1.0, None) == arm != PPOSettings()
     assert runs.check_request("PointMassReach-v0", "ppo", None, 128) == mine  # 8 x 16 steps fit the budget
     table = sweep.trial_settings(["PointMassReach-v0", "ArmReach-v0"], ["ppo", "bptt"], 1.0, None,
                                  {"ppo": {"n_epochs": 2}})
     assert table["PointMassReach-v0", "ppo"] == replace(mine, n_epochs=2)
-    assert table["ArmReach-v0", "ppo"] == PPOSettings(n_epochs=2)
+    assert table["ArmReach-v0", "ppo"] == replace(arm, n_epochs=2)
     assert table["ArmReach-v0", "bptt"] == tuned("bptt", "ArmReach-v0")
     with pytest.raises(ValueError, match="ppo setting n_envs must be int, got 'many'"):
         sweep.trial_settings(["ArmReach-v0"], ["ppo"], 1.0, None, {"ppo": {"n_envs": "many"}})
