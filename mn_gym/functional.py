@@ -404,9 +404,9 @@ class Env:
                                  "from this env")
             if leaf.device != self.device:
                 raise ValueError(f"state{name} is on {leaf.device}, the env on {self.device}")
-            if leaf.is_floating_point():
+            if values and leaf.is_floating_point():
                 floats.append(leaf)
-        if values and not bool(torch.isfinite(torch.stack([leaf.sum() for leaf in floats]).sum())):
+        if floats and not bool(torch.isfinite(torch.stack([leaf.sum() for leaf in floats]).sum())):
             self._name_non_finite(state)
 
     def _name_non_finite(self, state: EnvState) -> None:
