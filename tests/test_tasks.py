@@ -71,6 +71,8 @@ def test_v1_reaching_adds_the_precision_well_and_v0_is_unchanged():
     ("ArmCentreOut-v0", {"cue_min": 0.4, "cue_max": 0.2}, r"cue_min must be <= cue_max"),
     ("ArmPosture-v0", {"max_force": -3.0}, r"max_force must be a number >= 0"),
     ("ArmPosture-v0", {"duration": 0.0}, r"duration must be a number > 0"),
+    ("ArmPosture-v0", {"duration": float("inf")}, r"duration must be a number > 0"),  # found by hypothesis
+    ("ArmCurlField-v0", {"radius": float("inf")}, r"radius must be a number > 0"),
     ("ArmTrack-v0", {"amplitude": "big"}, r"amplitude must be a number >= 0"),
     ("ArmTrack-v0", {"f_min": 2.0, "f_max": 1.0}, r"f_min must be <= f_max"),
     ("ArmReach-v0", {"margin": 0.7}, r"margin must be a number in \[0.0, 0.5\)"),

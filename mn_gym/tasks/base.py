@@ -83,9 +83,9 @@ class Task:
         self.params = {**self.defaults, **params}
         for key, constraint in self.arg_constraints.items():
             value = self.params[key]
-            if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
                     and bool(constraint.check(torch.tensor(float(value))))):
-                raise ValueError(f"task {self.name!r}: {key} must be a number {domain_text(constraint)}, "
+                raise ValueError(f"task {self.name!r}: {key} must be a number {domain_text(constraint)} (finite), "
                                  f"got {value!r}")
         for low, high in self.ordered:
             if not self.params[low] <= self.params[high]:
