@@ -75,6 +75,7 @@ def recurrent_ppo_space(trial: BaseTrial, base: Settings) -> dict[str, Any]:
 
 def sac_space(trial: BaseTrial, base: Settings) -> dict[str, Any]:
     return {
+        "n_envs": trial.suggest_categorical("n_envs", (1, 4, 16, 64)),
         "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
         "batch_size": trial.suggest_categorical("batch_size", (64, 128, 256, 512)),
         "tau": trial.suggest_categorical("tau", (0.005, 0.01, 0.02, 0.05)),
