@@ -9,8 +9,9 @@ The agent trains on `RslRlVecEnv(env_id, n_envs)`: one functional step for every
 rewards and dones torch tensors on the env's device from end to end (CPU or CUDA, no numpy). Each iteration
 collects `n_steps` steps of every lane, then runs rsl-rl's PPO update (clipped surrogate, GAE, an adaptive
 learning rate that keeps the KL near `desired_kl`, time-outs bootstrapped). Actor and critic are MLPs with
-observation normalisation (running statistics, part of their weights); the actor's Gaussian mean, clipped to
-[-1, 1], maps to excitations (a + 1) / 2 as in every face.
+observation normalisation (running statistics, part of their weights), or with `rnn_type="gru"` / `"lstm"` a
+recurrent layer before the MLP (rsl-rl's `RNNModel`, trained on whole rollouts; its state is zeroed where an
+episode ends); the actor's Gaussian mean, clipped to [-1, 1], maps to excitations (a + 1) / 2 as in every face.
 
 Evaluation runs every 1/`n_evals` of the budget on the same held-out episodes as BPTT's and SB3's (`HeldOut`),
 with the actor's mean action. Budgets: `steps` (env steps, summed over the lanes) and/or `time_budget` (training
@@ -33,6 +34,7 @@ from typing import Any
 import torch
 from rsl_rl.algorithms import PPO
 from rsl_rl.models import MLPModel
+from rsl_rl.modules import HiddenState
 from tensordict import TensorDict
 from torch import Tensor, nn
 
@@ -58,13 +60,16 @@ CHECKPOINT = "checkpoint.pt"
 CURVE_FIELDS = ("iteration", "env_steps", "train_time_s", "train_cpu_s", "elapsed_s", "learning_rate",
                 "train_episode_reward", "eval_final_distance", "eval_success_rate", "eval_loss")
 OBS_GROUPS = {"actor": [OBS_GROUP], "critic": [OBS_GROUP]}
-NETWORK = ("n_envs", "n_steps", "hidden_dims", "activation", "init_std", "action_bias")  # not PPO arguments
+NETWORK = ("n_envs", "n_steps", "hidden_dims", "activation", "rnn_type", "rnn_hidden_dim", "init_std",
+           "action_bias")  # not PPO arguments
 
 
 def rsl_config(settings: RslPPOSettings) -> dict[str, Any]:
     """rsl-rl's `train_cfg` for `settings` (what `OnPolicyRunner` takes too)."""
     network = {"class_name": "MLPModel", "hidden_dims": list(settings.hidden_dims), "activation": settings.activation,
                "obs_normalization": True}
+    if settings.rnn_type != "none":
+        network |= {"class_name": "RNNModel", "rnn_type": settings.rnn_type, "rnn_hidden_dim": settings.rnn_hidden_dim}
     ppo = {k: v for k, v in asdict(settings).items() if k not in NETWORK}
     return {"algorithm": {"class_name": "PPO", **ppo},
             "actor": {**network, "distribution_cfg": {"class_name": "GaussianDistribution",
@@ -80,16 +85,18 @@ def _ppo(env: RslRlVecEnv, settings: RslPPOSettings, device: torch.device) -> PP
 
 
 class RslPolicy(nn.Module):
-    """An rsl-rl actor as an mn_gym policy: `(obs (B, n_obs), hidden) -> (excitation (B, m), None)`, its mean
-    action (deterministic), normalised by the actor's own running statistics."""
+    """An rsl-rl actor as an mn_gym policy: `(obs (B, n_obs), hidden) -> (excitation (B, m), hidden)`, its mean
+    action (deterministic), normalised by the actor's own running statistics. `hidden` is None for an MLP actor;
+    for a recurrent one its state ((1, B, H) for a GRU, a pair for an LSTM; None: zeros, an episode's start)."""
 
     def __init__(self, actor: MLPModel) -> None:
         super().__init__()
         self.actor = actor
 
-    def forward(self, obs: Tensor, hidden: None = None) -> tuple[Tensor, None]:
+    def forward(self, obs: Tensor, hidden: HiddenState = None) -> tuple[Tensor, HiddenState]:
+        self.actor.reset(hidden_state=hidden)  # an MLP actor has none: a no-op
         action = self.actor(TensorDict({OBS_GROUP: obs}, batch_size=[obs.shape[0]], device=obs.device))
-        return action_to_excitation(action), None
+        return action_to_excitation(action), self.actor.get_hidden_state()
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -159,9 +166,12 @@ def train_rsl_ppo(env_id: str, settings: RslPPOSettings | None = None, *, steps:
 
     def record() -> None:
         """Evaluate on the held-out episodes, append a curve row, write the checkpoint."""
+        training_state = alg.get_policy().get_hidden_state()  # of the training lanes (a recurrent actor)
+        evaluation = held_out.evaluate(policy)
+        alg.get_policy().reset(hidden_state=training_state)
         curve.append({"iteration": iteration, "env_steps": env_steps, "train_time_s": clock.train_s,
                       "train_cpu_s": clock.cpu_s, "elapsed_s": clock.elapsed_s, "learning_rate": alg.learning_rate,
-                      "train_episode_reward": last_returns, **held_out.evaluate(policy)})
+                      "train_episode_reward": last_returns, **evaluation})
         if out is not None:
             save_tensors({"actor": alg.get_policy().state_dict(), "critic": alg.critic.state_dict(),
                          "optimizer": alg.optimizer.state_dict(), "env_steps": env_steps, "iteration": iteration,

@@ -167,9 +167,10 @@ def differences(run: dict[str, Any], seed: int | None, settings: Settings | None
     conflicts = []
     if seed is not None and seed != run["seed"]:
         conflicts.append(f"seed {run['seed']} (asked {seed})")
-    if settings is not None:
-        conflicts += [f"{key} {run['settings'].get(key)!r} (asked {value!r})"
-                      for key, value in _jsonable(asdict(settings)).items() if value != run["settings"].get(key)]
+    if settings is not None:  # a setting a run does not record came later: the run had its default
+        ran = {**_jsonable(asdict(type(settings)())), **run["settings"]}
+        conflicts += [f"{key} {ran.get(key)!r} (asked {value!r})"
+                      for key, value in _jsonable(asdict(settings)).items() if value != ran.get(key)]
     if env_kwargs is not None and _jsonable(env_kwargs) != run["env_kwargs"]:
         conflicts.append(f"env settings {run['env_kwargs']} (asked {env_kwargs})")
     return conflicts

@@ -243,6 +243,10 @@ class RslPPOSettings(Settings):
     hidden_dims: list[int] = field(default_factory=lambda: [128, 128],
                                    metadata=about("hidden layer sizes of the actor and of the critic"))
     activation: Literal["tanh", "elu", "relu"] = field(default="relu", metadata=about("hidden-layer activation"))
+    rnn_type: Literal["none", "gru", "lstm"] = field(
+        default="none", metadata=about("a recurrent layer before the hidden layers of the actor and of the critic "
+                                       "(rsl-rl's RNNModel), or none (MLPs)"))
+    rnn_hidden_dim: int = field(default=64, metadata=about("units of the recurrent layer", positive=True))
     init_std: float = field(default=0.22, metadata=about("initial standard deviation of the Gaussian actions",
                                                         positive=True))
     action_bias: float = field(default=-0.5, metadata=about("initial mean action in [-1, 1] (0: excitation 0.5; "
