@@ -3,8 +3,8 @@
 # have finished between them), then --write of the best into mn_gym/hyperparams/<algo>.yml.
 # Usage (from the repository root): bash baselines/run_search.sh ALGO ENV TRIALS MINUTES [tune.py options...]
 #   bash baselines/run_search.sh sac ArmReach-v0 10 3
-# Trial runs, the study (study.db) and the logs go to baselines/results/tune/<env>/<algo>[-<minutes>min]; set
-# OUT to choose the folder.
+# Trial runs, the study (study.db) and the logs go to baselines/results/tune/<env>/<algo>; set OUT to choose
+# another folder.
 set -euo pipefail
 ALGO=$1 ENV=$2 TRIALS=$3 MINUTES=$4
 shift 4

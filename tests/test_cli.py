@@ -264,12 +264,14 @@ def test_sweep_local_ray(tmp_path, capsys):
     interrupted = out / "ArmReach-v0" / "bptt" / "seed1"  # as a killed worker leaves it: unpublished, checkpointed
     (interrupted / "summary.json").unlink()
     interrupted.rename(interrupted.parent / ".seed1.partial")
-    run_cli(*argv)
+    run_cli(*[a for a in argv if a != "--no-progress"])
     with (out / "trials.csv").open() as f:
         statuses = [t["status"] for t in csv.DictReader(f)]
     assert statuses.count("reused") == 6 and statuses.count("done") == 1 and statuses.count("resumed") == 1
     assert (interrupted / "summary.json").is_file()
-    capsys.readouterr()
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sweep: ")]
+    assert len(progress) == 8 and progress[-1].startswith("sweep: 8/8 trials; ")  # a log: lines, no redraws
+    assert sum(" reused: " in line and " % success, " in line for line in progress) == 6
     run_cli(*argv[:-1], "ppo.batch_size=8", expect=1)  # batch_size 8: the finished ppo runs are not this sweep's
     with (out / "trials.csv").open() as f:
         rows = list(csv.DictReader(f))

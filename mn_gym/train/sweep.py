@@ -20,6 +20,7 @@ import csv
 import json
 import math
 import statistics
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -115,10 +116,10 @@ def sweep(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], out: 
     pending = [remote.remote(env_id, algo, seed, str(out / env_id / algo / f"seed{seed}"), budget,
                              settings[env_id, algo], eval_batch, cpus_per_trial, overwrite, command)
                for env_id in envs for algo in algos for seed in seeds]
-    bar = None
-    if progress:
+    bar, total = None, len(pending)
+    if progress and sys.stderr.isatty():  # elsewhere (a log file) one line per finished trial
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(pending), unit="trial", desc="sweep")
+        bar = tqdm(total=total, unit="trial", desc="sweep")
     rows = []
     try:
         while pending:
@@ -126,6 +127,8 @@ def sweep(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], out: 
             rows.extend(ray.get(ready))
             if bar is not None:
                 bar.update(len(ready))
+            elif progress:
+                print(f"sweep: {len(rows)}/{total} trials; {_trial_line(rows[-1])}", file=sys.stderr, flush=True)
     finally:
         if bar is not None:
             bar.close()
@@ -135,6 +138,14 @@ def sweep(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], out: 
     rows.sort(key=lambda r: order[(r["env_id"], r["algo"], r["seed"])])
     _write(out, rows + _earlier_runs(out, set(order)))
     return rows
+
+
+def _trial_line(row: dict[str, Any]) -> str:
+    """A finished trial in a few words: 'ArmReach-v0 sac seed 1 done: 0.2 % success, 28.02 cm'."""
+    head = f"{row['env_id']} {row['algo']} seed {row['seed']} {row['status']}"
+    if row["status"] == "failed":
+        return f"{head}: {row['error']}"
+    return f"{head}: {100 * row['final_eval_success_rate']:.1f} % success, {100 * row['final_eval_distance_m']:.2f} cm"
 
 
 def _earlier_runs(out: Path, grid: set[tuple[str, str, int]]) -> list[dict[str, Any]]:
