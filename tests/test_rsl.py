@@ -97,29 +97,32 @@ def test_a_run_whose_rewards_stop_being_finite_stops_clearly(monkeypatch):
                       held_out=mn_gym.train.HeldOut.make(ID, 8))
 
 
-def test_recurrent_rsl_ppo_trains_evaluates_and_resumes(tmp_path):
-    """A GRU actor: its state carries over steps in the policy, and the run folder evaluates (the same held-out
-    figure as the run's last) and resumes like an MLP one's."""
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_recurrent_rsl_ppo_trains_evaluates_and_resumes(tmp_path, rnn_type):
+    """A GRU or LSTM actor (the LSTM is the arm reaching ids' tuned one): its state carries over steps in the
+    policy, and the run folder evaluates (the same held-out figure as the run's last) and resumes like an MLP
+    one's."""
     from mn_gym.train.rsl import RslPolicy, _ppo
 
-    gru = RslPPOSettings(**{**TINY.__dict__, "rnn_type": "gru", "rnn_hidden_dim": 8})
-    assert rsl_config(gru)["actor"]["class_name"] == "RNNModel"
-    policy = RslPolicy(_ppo(RslRlVecEnv(ID, 1), gru, torch.device("cpu")).get_policy()).eval()
+    rnn = RslPPOSettings(**{**TINY.__dict__, "rnn_type": rnn_type, "rnn_hidden_dim": 8})
+    assert rsl_config(rnn)["actor"]["class_name"] == "RNNModel"
+    policy = RslPolicy(_ppo(RslRlVecEnv(ID, 1), rnn, torch.device("cpu")).get_policy()).eval()
     obs = torch.randn(3, RslRlVecEnv(ID, 1).get_observations()[OBS_GROUP].shape[1])
     with torch.no_grad():
         first, hidden = policy(obs)
         again, _ = policy(obs, hidden)
         fresh, _ = policy(obs)
-    assert hidden.shape == (1, 3, 8)
+    states = hidden if rnn_type == "lstm" else (hidden,)  # an LSTM's is (h, c)
+    assert [h.shape for h in states] == [(1, 3, 8)] * len(states)
     torch.testing.assert_close(fresh, first)  # None: an episode's start
     assert not torch.allclose(again, first)  # the state is used
 
-    out = tmp_path / "gru"
-    steps = 2 * gru.n_envs * gru.n_steps
-    summary = runs.train(ID, "rsl-ppo", out, settings=gru, steps=steps, eval_batch=8, progress=False)
+    out = tmp_path / rnn_type
+    steps = 2 * rnn.n_envs * rnn.n_steps
+    summary = runs.train(ID, "rsl-ppo", out, settings=rnn, steps=steps, eval_batch=8, progress=False)
     result = runs.evaluate_run(out, episodes=8, plot=False)
     assert result["mean_final_distance_m"] == pytest.approx(summary["final_eval_distance_m"], rel=1e-5)
-    more = runs.train(ID, "rsl-ppo", out, settings=gru, steps=2 * steps, eval_batch=8, progress=False, resume=True)
+    more = runs.train(ID, "rsl-ppo", out, settings=rnn, steps=2 * steps, eval_batch=8, progress=False, resume=True)
     assert more["env_steps"] == 2 * steps
 
 
