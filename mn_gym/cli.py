@@ -105,17 +105,20 @@ def _asked(what: str) -> Iterator[None]:
         raise runs.RunError(f"{what}: {exc}") from None
 
 
-def _show_settings(env_id: str) -> None:
-    """Every algo's settings for `env_id`: name, type, tuned value (and the default where it differs), doc."""
+def _show_settings(env_id: str, algo_set: str, overrides: dict[str, Any]) -> None:
+    """Every algo's settings for `env_id`: name, type, tuned value (and the default where it differs), doc;
+    `algo_set`'s with `overrides` (`--set`) on top."""
     print(f"Settings for {env_id}: its entry in mn_gym/hyperparams/<algo>.yml over the dataclass defaults "
           "(another env: --env ID)\n")
     for algo, cls in SETTINGS.items():
         source = "tuned for" if env_id in tuned_ids(algo) else "the defaults: no entry for"
-        print(f"{algo} ({cls.__name__}) {source} {env_id}: {cls.__doc__}")
+        asked = overrides if algo == algo_set else {}
+        with _asked("--set") if asked else contextlib.nullcontext():
+            settings = tuned(algo, env_id, asked)
+        print(f"{algo} ({cls.__name__}) {source} {env_id}{', with --set' if asked else ''}: {cls.__doc__}")
         defaults = [row[2] for row in describe(cls)]
         rows = [(name, kind, value if value == default else f"{value} (default {default})", doc)
-                for (name, kind, value, doc), default in zip(describe(cls, tuned(algo, env_id)), defaults,
-                                                              strict=True)]
+                for (name, kind, value, doc), default in zip(describe(cls, settings), defaults, strict=True)]
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         for row in rows:
             print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[3])
@@ -152,10 +155,10 @@ def _add_settings(p: argparse.ArgumentParser, sweep: bool = False) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.show_settings:
-        _show_settings(args.env)
-        return 0
     overrides = _overrides(args.algo, _pairs(args.settings, "--set"))
+    if args.show_settings:
+        _show_settings(args.env, args.algo, overrides)
+        return 0
     env_kwargs = {k: _literal(v) for k, v in _pairs(args.env_set, "--env-set").items()}
     torch.set_num_threads(args.threads)
     out = args.out or Path("runs") / args.env / args.algo / f"seed{args.seed or 0}"
@@ -283,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-record-command", dest="record_command", action="store_false",
                    help="do not store the command line in summary.json")
     p.add_argument("--show-settings", action="store_true",
-                   help="list every algo's settings for --env (name, type, tuned value, default, doc) and exit")
+                   help="list every algo's settings for --env (name, type, tuned value, default, doc), --algo's with "
+                        "any --set applied, and exit")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="success rate, mean final distance and trajectory plot of a trained run",

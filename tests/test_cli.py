@@ -334,3 +334,14 @@ def test_show_settings_lists_every_field(capsys):
                        for line in lines), (algo, name)
     assert ("lr_schedule", "'constant' | 'cosine' | 'exponential'", "'cosine'",
             "learning-rate decay over the budget") in describe(BPTTSettings)
+
+
+def test_show_settings_applies_set_to_its_algo(capsys):
+    run_cli("train", "--show-settings", "--algo", "rsl-ppo", "--env", "ArmReach-v0", "--set", "n_envs=8")
+    out = capsys.readouterr().out
+    sections = {block.split(" ", 1)[0]: block for block in out.split("\n\n")}
+    assert sections["rsl-ppo"].startswith("rsl-ppo (RslPPOSettings) tuned for ArmReach-v0, with --set: ")
+    assert any(line.split()[:3] == ["n_envs", "int", "8"] for line in sections["rsl-ppo"].splitlines())
+    assert not any(line.split()[:3] == ["n_envs", "int", "8"] for line in sections["ppo"].splitlines())
+    run_cli("train", "--show-settings", "--algo", "rsl-ppo", "--set", "n_envz=8", expect=2)
+    assert "n_envz" in capsys.readouterr().err
