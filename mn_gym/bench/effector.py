@@ -8,7 +8,8 @@ What it measures, for the pre-built effectors `arm26` and `pointmass24` (float32
      loss = sum(final endpoint xy ** 2) + mean(u ** 2), gradient w.r.t. the excitations u (T, B, M).
   3. the same for MotorNet 0.3.0 (when importable, through its public API only), in the same process and with
      the same torch thread setting, and the speed ratio mn_gym / MotorNet (> 1: mn_gym is faster).
-  4. optionally (--compile) `torch.compile`d mn_gym stepping, with the compile time reported separately.
+  4. optionally (--compile) `torch.compile`d mn_gym stepping and forward + backward, with the compile time
+     reported separately.
 
 Reproduce (the numbers reported in the project were produced with exactly these commands):
     mn-gym bench effector --threads 1 --json runs/bench_effector.json
@@ -271,13 +272,15 @@ def print_fb_table(rows: list[dict[str, Any]]) -> None:
     lines = []
     for r in rows:
         g, m_med = r["mn_gym"], None if r["motornet"] is None else r["motornet"]["median"]
+        c_med = r["compiled"]["median"] if r.get("compiled") else None
         lines.append([r["effector"], f"{g['min']:.4f}", f"{g['median']:.4f}", f"{g['max']:.4f}",
-                      "-" if m_med is None else f"{m_med:.4f}", fmt_ratio(m_med, g["median"])])
+                      "-" if m_med is None else f"{m_med:.4f}", fmt_ratio(m_med, g["median"]),
+                      "-" if c_med is None else f"{c_med:.4f}", fmt_ratio(m_med, c_med)])
     r0 = rows[0]["mn_gym"]
     print_table(f"Forward + backward: {r0['steps']} steps at batch {r0['batch']}, seconds per rollout "
-                "(ratio = MotorNet median / mn_gym median = speed ratio; > 1: mn_gym faster)",
+                "(ratio = MotorNet median / mn_gym median = speed ratio; > 1: mn_gym faster; compiled: --compile)",
                 [("effector", 12), ("mn_gym min", 11), ("mn_gym median", 14), ("mn_gym max", 11),
-                 ("MotorNet median", 16), ("ratio", 7)], lines)
+                 ("MotorNet median", 16), ("ratio", 7), ("compiled median", 16), ("ratio", 7)], lines)
 
 
 def print_compile_table(rows: list[dict[str, Any]]) -> None:
@@ -381,6 +384,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     row["compiled"], row["error"] = None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                     print(f"  compile: {name} batch {batch} failed ({row['error']}); skipping", flush=True)
                 compile_rows.append(row)
+            # forward + backward through the compiled step (AOTAutograd compiles the backward too)
+            torch.compiler.reset()
+            rollout = mn_gym_rollout(compile_effector(make_mn_gym(name, args)), args)
+            row = next(r for r in fb_rows if r["effector"] == name)
+            try:
+                compile_s = rollout()
+                seconds = interleaved({"compiled": rollout}, args.repeats)["compiled"]
+                row["compiled"] = {**summarize(seconds), "compile_s": compile_s}
+                print(f"  compiled {name:<12} fwd+bwd: {row['compiled']['median']:.4f} s "
+                      f"(first call {compile_s:.1f} s)", flush=True)
+            except Exception as exc:
+                print(f"  compile: {name} fwd+bwd failed ({type(exc).__name__}: {exc}); skipping", flush=True)
         torch.compiler.reset()
 
     print_step_table(step_rows)

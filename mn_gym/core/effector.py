@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from mn_gym.core.adjoint import EulerStep, euler_forward, fused_step_available
 from mn_gym.core.geometry import GEOMETRIES, Geometry
 from mn_gym.core.integrate import INTEGRATORS
 from mn_gym.core.muscle import Muscle, muscle_class
@@ -125,6 +126,8 @@ class Effector:
                           "off a fine-step reference after 0.5 s); use dt=0.0002, or n_substeps", AccuracyWarning,
                           stacklevel=2)
         self._dtype, self._device = skeleton.dtype, skeleton.device  # cached: read on every checked step
+        self._fused = fused_step_available(integrator, skeleton, muscle, geometry)
+        self._parameters = tuple(t for c in (skeleton, muscle, geometry) for t in c.tensors().values())
 
     # ----------------------------------------------------------------------------------------- sizes
     @property
@@ -177,7 +180,7 @@ class Effector:
                     path: tuple[Tensor, Tensor] | None) -> EffectorState:
         """Clip activation, apply joint limits and attach the path the next force will use."""
         q, qd, a, l_m = x
-        a = a.clamp(self._min_activation, 1.0)
+        a = self.clip_activation(a)
         q, qd = self.skeleton.limit(q, qd)
         if path is None:
             l_mt, v_mt, _ = self.geometry(self.skeleton, q, qd)
@@ -206,13 +209,38 @@ class Effector:
         """Excitation (B, M) as the muscles take it: clipped to [min_activation, 1]."""
         return excitation.clamp(self._min_activation, 1.0)
 
+    def clip_activation(self, activation: Tensor) -> Tensor:
+        """Activation (B, M) clipped to [min_activation, 1]."""
+        return activation.clamp(self._min_activation, 1.0)
+
+    def _fused_step(self, inputs: tuple[Tensor | None, ...]) -> int:
+        """Which Euler step serves this call: 0 the plain one (built from `derivative`: the reference, used for
+        rk4, compliant tendons, under torch.compile and while a parameter requires a gradient), 1 the same
+        arithmetic without the integrator's indirection (no gradient recorded), 2 `EulerStep`, one autograd
+        node with an analytic adjoint (gradients of the inputs recorded); see `mn_gym.core.adjoint`."""
+        if not self._fused or torch.compiler.is_compiling():
+            return 0
+        if not torch.is_grad_enabled():
+            return 1
+        if any(t.requires_grad for t in self._parameters):
+            return 0
+        return 2 if any(t is not None and t.requires_grad for t in inputs) else 1
+
     def advance(self, state: EffectorState, excitation: Tensor, endpoint_load: Tensor | None = None,
                 joint_load: Tensor | None = None) -> EffectorState:
         """`step` without input checks: clip excitations, then `n_substeps` integrator steps of dt / n_substeps."""
+        h = self.dt / self.n_substeps
+        fused = self._fused_step((*state, excitation, endpoint_load, joint_load))
+        if fused:
+            for _ in range(self.n_substeps):
+                args = (self, h, state.q, state.qd, state.activation, state.mt_length, state.mt_velocity, excitation,
+                        endpoint_load, joint_load)
+                new = EulerStep.apply(*args) if fused == 2 else euler_forward(*args, partials=False)[0]
+                state = EffectorState(new[0], new[1], new[2], None, new[3], new[4])
+            return state
         u = self.clip_excitation(excitation)
         loads = (endpoint_load, joint_load)
         integrate, lagged = INTEGRATORS[self.integrator], LAGGED_PATH[self.integrator]
-        h = self.dt / self.n_substeps
         for _ in range(self.n_substeps):
             stored = (state.mt_length, state.mt_velocity) if lagged else None
 

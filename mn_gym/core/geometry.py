@@ -33,6 +33,16 @@ class Geometry(Component):
     def __call__(self, skeleton: Skeleton, q: Tensor, qd: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         raise NotImplementedError
 
+    def supports_vjp(self, skeleton: Skeleton) -> bool:
+        """Whether `vjp` is implemented for this geometry on `skeleton` (the fused step's adjoint needs it)."""
+        return False
+
+    def vjp(self, skeleton: Skeleton, q: Tensor, qd: Tensor, moment_arm: Tensor, g_length: Tensor,
+            g_velocity: Tensor, g_moment_arm: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """Gradients (B, dof) w.r.t. q and qd (None: zero) of <g_length, l_mt> + <g_velocity, v_mt> +
+        <g_moment_arm, moment_arm> at (q, qd), given the `moment_arm` that `__call__` returned there."""
+        raise NotImplementedError(f"{type(self).__name__} has no analytic vector-Jacobian product")
+
     @classmethod
     def from_config(cls, cfg: dict[str, Any], *, dtype: torch.dtype = torch.float32, device: Any = None) -> Geometry:
         settings = {name: cfg[name] for name in cls.settings}
@@ -78,6 +88,17 @@ class PolynomialGeometry(Geometry):
         dl_dq = torch.addmm(self._arm_bias, theta, self._arm_slope).view(-1, self.dof, m)  # (B, dof, M)
         return lv[:, :m], lv[:, m:], -dl_dq
 
+    def supports_vjp(self, skeleton: Skeleton) -> bool:
+        return True
+
+    def vjp(self, skeleton: Skeleton, q: Tensor, qd: Tensor, moment_arm: Tensor, g_length: Tensor,
+            g_velocity: Tensor, g_moment_arm: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        # dl/dq_j = a1_j + 2 a2_j theta_j = -moment_arm_j, v = sum_j dl/dq_j qd_j, d(dl/dq_j)/d theta_j = 2 a2_j
+        g_vel = g_velocity.unsqueeze(1)  # (B, 1, M)
+        g_arm = torch.addcmul(-g_moment_arm, g_vel, qd.unsqueeze(-1))  # gradient w.r.t. dl/dq, (B, dof, M)
+        g_q = (g_arm * (2.0 * self.a2) - g_length.unsqueeze(1) * moment_arm).sum(-1)
+        return g_q, -(g_vel * moment_arm).sum(-1)
+
 
 class ConstantGeometry(Geometry):
     """Constant moment arms (dof, M), as MotorNet's `Reacher` and `FreePointMass24`.
@@ -99,6 +120,13 @@ class ConstantGeometry(Geometry):
     def __call__(self, skeleton: Skeleton, q: Tensor, qd: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         zeros = q.new_zeros(q.shape[0], self.n_muscles)
         return zeros, zeros, self.moment_arm.expand(q.shape[0], -1, -1)
+
+    def supports_vjp(self, skeleton: Skeleton) -> bool:
+        return True
+
+    def vjp(self, skeleton: Skeleton, q: Tensor, qd: Tensor, moment_arm: Tensor, g_length: Tensor,
+            g_velocity: Tensor, g_moment_arm: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        return None, None  # nothing here depends on the joint state
 
 
 class ViaPointGeometry(Geometry):
@@ -157,10 +185,34 @@ class ViaPointGeometry(Geometry):
         self._diff_jac = torch.kron(diff, torch.eye(2 * self.dof, dtype=torch.float64)).to(device=device, dtype=dtype)
         self._sum = torch.zeros(n_seg, self.n_muscles, dtype=dtype, device=device)
         self._sum[torch.arange(n_seg), torch.tensor([pm[p] for p in starts])] = 1.0
+        self._affine_cache: tuple[Skeleton, tuple[Tensor, Tensor, Tensor, Tensor]] | None = None
+
+    def _affine(self, skeleton: Skeleton) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """For a skeleton with constant point Jacobians the segment vectors are affine in q, d = d0 + D q:
+        (d0 (2S,), D^T (dof, 2S), D per segment (S, 2, dof), W (2S, dof M)) with moment_arm = n @ W for the
+        unit segment vectors n (B, 2S), cached per skeleton."""
+        cached = self._affine_cache
+        if cached is not None and cached[0] is skeleton:
+            return cached[1]
+        zero = torch.zeros(1, self.dof, dtype=self.local.dtype, device=self.local.device)
+        pos, jac = skeleton.point_kinematics(zero, self._body, self.local)
+        d0 = (pos.reshape(1, -1) @ self._diff_pos).reshape(-1)
+        dj = (jac.reshape(1, -1) @ self._diff_jac).view(-1, 2, self.dof)  # (S, 2, dof)
+        # moment_arm[b, j, m] = -sum_{s of m} sum_c n[b, s, c] dj[s, c, j]
+        w = -torch.einsum("scj,sm->scjm", dj, self._sum).reshape(2 * dj.shape[0], -1)
+        tables = (d0, dj.permute(2, 0, 1).reshape(self.dof, -1), dj, w)
+        self._affine_cache = (skeleton, tables)
+        return tables
 
     def __call__(self, skeleton: Skeleton, q: Tensor, qd: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        pos, jac = skeleton.point_kinematics(q, self._body, self.local)
         b, dof = q.shape[0], self.dof
+        if skeleton.constant_point_jacobian:
+            d0, dj_t, _, w = self._affine(skeleton)
+            d = torch.addmm(d0, q, dj_t).view(b, -1, 2)  # (B, S, 2)
+            length = torch.sqrt((d * d).sum(-1).clamp_min(_MIN_SEGMENT_SQ))  # (B, S)
+            moment_arm = ((d / length.unsqueeze(-1)).view(b, -1) @ w).view(b, dof, -1)  # (B, dof, M)
+            return length @ self._sum, -torch.bmm(qd.unsqueeze(1), moment_arm).squeeze(1), moment_arm
+        pos, jac = skeleton.point_kinematics(q, self._body, self.local)
         d = (pos.reshape(b, -1) @ self._diff_pos).view(b, -1, 2)  # (B, S, 2): segment vectors
         if jac.stride(0) == 0:  # the same Jacobians for every batch element (e.g. a point mass)
             dj = (jac[:1].reshape(1, -1) @ self._diff_jac).view(1, -1, 2, dof).expand(b, -1, -1, -1)
@@ -176,6 +228,30 @@ class ViaPointGeometry(Geometry):
         v_mt = v_seg @ self._sum
         moment_arm = -(dl_dq.transpose(1, 2).reshape(b * dof, -1) @ self._sum).view(b, dof, -1)  # (B, dof, M)
         return l_mt, v_mt, moment_arm
+
+    def supports_vjp(self, skeleton: Skeleton) -> bool:
+        return skeleton.constant_point_jacobian
+
+    def vjp(self, skeleton: Skeleton, q: Tensor, qd: Tensor, moment_arm: Tensor, g_length: Tensor,
+            g_velocity: Tensor, g_moment_arm: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """Per segment, with unit vector n = d / |d| and r = n . J (= d length / d q): d|d|/dq = r,
+        d r / dq = J^T (I - n n^T) J / |d| (point Jacobians J constant, as `supports_vjp` requires)."""
+        if not skeleton.constant_point_jacobian:
+            raise NotImplementedError("ViaPointGeometry.vjp needs a skeleton with constant point Jacobians")
+        b, dof = q.shape[0], self.dof
+        d0, dj_t, dj, _ = self._affine(skeleton)
+        d = torch.addmm(d0, q, dj_t).view(b, -1, 2)  # (B, S, 2)
+        length = torch.sqrt((d * d).sum(-1, keepdim=True).clamp_min(_MIN_SEGMENT_SQ))  # (B, S, 1)
+        n = d / length
+        r = (n.unsqueeze(-1) * dj).sum(2)  # (B, S, dof): d length / d q per segment
+        to_segments = self._sum.t()  # (M, S)
+        g_len, g_vel = g_length @ to_segments, g_velocity @ to_segments  # (B, S)
+        g_arm = (g_moment_arm.reshape(b * dof, -1) @ to_segments).view(b, dof, -1).transpose(1, 2)  # (B, S, dof)
+        g_r = torch.addcmul(-g_arm, g_vel.unsqueeze(-1), qd.unsqueeze(1))  # (B, S, dof)
+        g_n = (dj * g_r.unsqueeze(2)).sum(-1)  # (B, S, 2)
+        g_d = (g_n - n * (n * g_n).sum(-1, keepdim=True)) / length
+        g_q = (g_len.unsqueeze(-1) * r).sum(1) + (dj * g_d.unsqueeze(-1)).sum((1, 2))
+        return g_q, (g_vel.unsqueeze(-1) * r).sum(1)
 
 
 GEOMETRIES: dict[str, type[Geometry]] = {

@@ -135,9 +135,27 @@ class Muscle(Component):
         tau = torch.where(u > a, self.tau_activation * f, self.tau_deactivation / f)
         return (u - a) / tau
 
+    def activation_partials(self, u: Tensor, a: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """`activation_rate` (1/s) and its partial derivatives d/du (1/s) and d/da (1/s), each (B, M)."""
+        f = torch.add(self._k.half, a, alpha=1.5)
+        rising = u > a
+        tau = torch.where(rising, self.tau_activation * f, self.tau_deactivation / f)
+        rate = (u - a) / tau
+        tau_a = torch.where(rising, 1.5 * self.tau_activation, -1.5 * self.tau_deactivation / (f * f))
+        rate_u = tau.reciprocal()
+        return rate, rate_u, -rate_u * torch.addcmul(self._k.one, rate, tau_a)
+
     def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
         """The muscle-state rows named in `state_names`, each (B, M)."""
         raise NotImplementedError
+
+    # Whether `force_partials` is implemented (rigid-tendon models whose force is a function of the
+    # activation and the musculotendon path alone); the fused step's adjoint needs it.
+    has_force_partials: ClassVar[bool] = False
+
+    def force_partials(self, a: Tensor, l_mt: Tensor, v_mt: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Force (N) and its partial derivatives d/da, d/dl_mt, d/dv_mt, each (B, M) (rigid tendons only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no analytic force derivatives")
 
     def fibre_state(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Fibre length (m) and velocity (m/s), (B, M) each: rows 1 and 2 of `rows`, often cheaper."""
@@ -162,8 +180,14 @@ class LinearMuscle(Muscle):
     kind = "linear"
     state_names = ("activation", "muscle length", "muscle velocity", "force")
 
+    has_force_partials = True
+
     def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
         return a, l_mt, v_mt, a * self.max_isometric_force
+
+    def force_partials(self, a: Tensor, l_mt: Tensor, v_mt: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        zero = torch.zeros_like(a)
+        return a * self.max_isometric_force, self.max_isometric_force.expand_as(a), zero, zero
 
     def fibre_state(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return l_mt, v_mt
@@ -226,6 +250,19 @@ def _kistemaker_terms(a: Tensor, ln: Tensor, flce: Tensor, k: SimpleNamespace
     return aa, fa, fb, b_rel, p1
 
 
+def _kistemaker_branches(vn: Tensor, aa: Tensor, fa: Tensor, fb: Tensor, b_rel: Tensor, p1: Tensor, k: SimpleNamespace
+                         ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Normalised active force (B, M) before its clamp at zero: the shortening branch where vn < 0, else the
+    lengthening one; with vs = min(vn, 0), vl = max(vn, 0) and w = s_as vl. Each branch sees only its own side
+    of vn = 0, so the unused branch never divides by ~0 (NaN gradients)."""
+    vs = vn.clamp_max(0.0)
+    vl = vn.clamp_min(0.0)
+    shortening = torch.addcmul(fb, vs, aa) / (b_rel - vs)
+    w = vl * k.s_as
+    lengthening = torch.addcmul(p1 * (fa + w), vl, torch.add(w, fa, alpha=1.5)) / (p1 + vl)
+    return torch.where(vn < k.zero, shortening, lengthening), vs, vl, w
+
+
 class KistemakerMuscle(_HillMuscle):
     """Rigid-tendon Hill muscle of Kistemaker et al. (2010).
 
@@ -235,6 +272,7 @@ class KistemakerMuscle(_HillMuscle):
     """
 
     kind = "kistemaker"
+    has_force_partials = True
     state_names = ("activation", "muscle length", "muscle velocity", "force-length PE", "force-length CE",
                    "force-velocity CE", "force")
     per_muscle = (*_HillMuscle.per_muscle, "passive_stiffness")
@@ -267,15 +305,53 @@ class KistemakerMuscle(_HillMuscle):
         ln, flpe, flce = self.force_length(l_m)
         k = self._k
         aa, fa, fb, b_rel, p1 = _kistemaker_terms(a, ln, flce, k)
-        # Each branch sees only its own side of vn = 0, so the unused branch never divides by ~0 (NaN grads).
-        vs = vn.clamp_max(0.0)
-        vl = vn.clamp_min(0.0)
-        shortening = torch.addcmul(fb, vs, aa) / (b_rel - vs)
-        w = vl * k.s_as
-        lengthening = torch.addcmul(p1 * (fa + w), vl, torch.add(w, fa, alpha=1.5)) / (p1 + vl)
-        active = torch.where(vn < k.zero, shortening, lengthening).clamp_min(0.0)
+        active = _kistemaker_branches(vn, aa, fa, fb, b_rel, p1, k)[0].clamp_min(0.0)
         force = (active + flpe) * self.max_isometric_force
         return a, l_m, v_mt, flpe, flce, active, force
+
+    def force_partials(self, a: Tensor, l_mt: Tensor, v_mt: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Force (N) and its partial derivatives d/da (N), d/dl_mt (N/m), d/dv_mt (N s/m), each (B, M).
+
+        The chain rule through `rows`, written out: d(force-length)/d ln, d(b_rel)/da and the quotient rule on
+        each force-velocity branch. Used by the fused step's adjoint (`mn_gym.core.adjoint`)."""
+        k = self._k
+        l0_ce, fmax = self.optimal_fibre_length, self.max_isometric_force
+        stretch = l_mt - self.tendon_slack_length
+        l_m = stretch.clamp_min(0.0)
+        vn = v_mt / self.max_velocity
+        ln, flpe, flce = self.force_length(l_m)
+        aa, fa, fb, b_rel, p1 = _kistemaker_terms(a, ln, flce, k)
+        act, vs, vl, w = _kistemaker_branches(vn, aa, fa, fb, b_rel, p1, k)
+        # d/da and d/dln of the terms (suffix _a, _n); a_rel a switches to a_rel fa above optimal length
+        d = ln - k.one
+        flce_n = torch.where(flce > _FL_MIN, d * (-2.0 / _FL_WIDTH_SQ), k.zero)
+        fa_n = a * flce_n
+        above = ln > k.one
+        aa_a = torch.where(above, flce, k.one) * k.a_rel
+        aa_n = torch.where(above, fa_n, k.zero) * k.a_rel
+        b_a = torch.where(a <= _Q_CRIT, torch.add(k.br0, a.clamp_max(_Q_CRIT), alpha=_BR1) * (2.0 * _BR1), k.zero)
+        fb_a = torch.addcmul(flce * b_rel, fa, b_a)
+        fb_n = fa_n * b_rel
+        den = torch.sub((fa + aa) * k.four, b_rel, alpha=2.0 * _S_AS)  # p1 = fb / den
+        p1_a = (fb_a - p1 * torch.sub((flce + aa_a) * k.four, b_a, alpha=2.0 * _S_AS)) / den
+        p1_n = (fb_n - p1 * (fa_n + aa_n) * k.four) / den
+        shortening = vn < k.zero
+        # shortening branch S = (fb + vs aa) / (b_rel - vs); lengthening L = (p1 (fa + w) + vl (w + 1.5 fa)) / (p1 + vl)
+        s_den = b_rel - vs
+        l_den = p1 + vl
+        fa_w = fa + w
+        act_a = torch.where(shortening, (torch.addcmul(fb_a, vs, aa_a) - act * b_a) / s_den,
+                            (p1_a * fa_w + (p1 + 1.5 * vl) * flce - act * p1_a) / l_den)
+        act_n = torch.where(shortening, torch.addcmul(fb_n, vs, aa_n) / s_den,
+                            (p1_n * fa_w + (p1 + 1.5 * vl) * fa_n - act * p1_n) / l_den)
+        act_v = torch.where(shortening, (aa + act) / s_den,
+                            (p1 * _S_AS + fa_w + 0.5 * fa + vl * _S_AS - act) / l_den)
+        on = (act >= 0.0).to(a.dtype) * fmax  # the clamp at zero force
+        active = act.clamp_min(0.0)
+        e = ((l_m - self.passive_slack_length) / l0_ce).clamp_min(0.0)
+        stretched = (stretch >= 0.0).to(a.dtype) / l0_ce
+        force_l = (act_n * on + (2.0 * fmax) * self.passive_stiffness * e) * stretched
+        return (active + flpe) * fmax, act_a * on, force_l, act_v * on / self.max_velocity
 
 
 class ThelenMuscle(_HillMuscle):
@@ -416,6 +492,7 @@ class CompliantKistemakerMuscle(KistemakerMuscle):
 
     kind = "compliant_kistemaker"
     compliant = True
+    has_force_partials = False
     state_names = ("activation", "muscle length", "muscle velocity", "force-length PE", "force-length SE",
                    "active force", "force")
     default_activation = {"min_activation": 0.01, "tau_activation": 0.015, "tau_deactivation": 0.05}

@@ -26,6 +26,7 @@ class Skeleton(Component):
     dof: ClassVar[int] = 2
     n_bodies: ClassVar[int] = 2  # body 0 is the world
     bound_names = ("pos_lower", "pos_upper", "vel_lower", "vel_upper")
+    constant_point_jacobian: ClassVar[bool] = False  # body-fixed points' Jacobians do not depend on q
 
     def _bound_shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: (self.dof,) for name in self.bound_names}
@@ -48,6 +49,12 @@ class Skeleton(Component):
         """Joint accelerations (B, dof) under generalised force `tau` and an endpoint force (world frame)."""
         raise NotImplementedError
 
+    def acceleration_vjp(self, q: Tensor, qd: Tensor, endpoint_force: Tensor | None, qdd: Tensor, g_qdd: Tensor
+                         ) -> tuple[Tensor | None, Tensor | None, Tensor, Tensor | None]:
+        """Gradients of <g_qdd, acceleration(q, qd, tau, endpoint_force)> w.r.t. q, qd, tau and endpoint_force
+        (None: zero), given the accelerations `qdd` (B, dof) computed there."""
+        raise NotImplementedError
+
     def endpoint(self, q: Tensor, qd: Tensor) -> Tensor:
         """Endpoint position and velocity [x, y, vx, vy], (B, 4) in m and m/s."""
         raise NotImplementedError
@@ -68,6 +75,16 @@ class Skeleton(Component):
         zero = self._zero
         excess = torch.where(qd > zero, q - self.pos_upper, self.pos_lower - q)
         return torch.clamp(q, self.pos_lower, self.pos_upper), torch.where(excess >= zero, zero, qd)
+
+    def limit_vjp(self, q: Tensor, qd: Tensor, g_q: Tensor, g_qd: Tensor) -> tuple[Tensor, Tensor]:
+        """Gradients w.r.t. the q, qd given to `limit`, of <g_q, q_limited> + <g_qd, qd_limited>: zero where
+        a limit is active (the clamps pass a gradient at their bounds, as torch.clamp does)."""
+        lo, hi = self.vel_lower, self.vel_upper
+        clipped = torch.clamp(qd, lo, hi)
+        free = torch.where(clipped > self._zero, q < self.pos_upper, q > self.pos_lower)
+        free = free & (qd >= lo) & (qd <= hi)
+        inside = (q >= self.pos_lower) & (q <= self.pos_upper)
+        return g_q * inside, g_qd * free
 
     def kinetic_energy(self, q: Tensor, qd: Tensor) -> Tensor:
         """Kinetic energy (B,) in J."""
@@ -108,6 +125,13 @@ class PointMass(Skeleton):
         if endpoint_force is not None:
             tau = tau + endpoint_force
         return tau / self.mass
+
+    constant_point_jacobian = True
+
+    def acceleration_vjp(self, q: Tensor, qd: Tensor, endpoint_force: Tensor | None, qdd: Tensor, g_qdd: Tensor
+                         ) -> tuple[Tensor | None, Tensor | None, Tensor, Tensor | None]:
+        w = g_qdd / self.mass
+        return None, None, w, None if endpoint_force is None else w
 
     def endpoint(self, q: Tensor, qd: Tensor) -> Tensor:
         return torch.cat((q, qd), dim=-1)
@@ -241,6 +265,44 @@ class TwoLinkArm(Skeleton):
         det = torch.addcmul(diag.prod(-1, keepdim=True), m12, m12, value=-1.0)
         # M^-1 rhs with M = [[m11, m12], [m12, m22]]: [m22 r1 - m12 r2, m11 r2 - m12 r1] / det
         return torch.addcmul(rhs * diag.flip(-1), m12, rhs.flip(-1), value=-1.0) / det
+
+    def acceleration_vjp(self, q: Tensor, qd: Tensor, endpoint_force: Tensor | None, qdd: Tensor, g_qdd: Tensor
+                         ) -> tuple[Tensor | None, Tensor | None, Tensor, Tensor | None]:
+        """With w = M^-1 g_qdd (M symmetric): d/d tau = w; the mass matrix M = M_0 + cos(q2) M_cos gives
+        d/dq2 -w^T (dM/dq2) qdd = sin(q2) w^T M_cos qdd; the Coriolis, viscous, gravity and J^T F terms their own."""
+        q1, q2 = q[:, :1], q[:, 1:]
+        qd1, qd2 = qd[:, :1], qd[:, 1:]
+        c2, s2 = torch.cos(q2), torch.sin(q2)
+        diag = torch.addcmul(self._diag, c2, self._diag_cos)
+        m12 = torch.addcmul(self._m12, c2, self._m12_cos)
+        det = torch.addcmul(diag.prod(-1, keepdim=True), m12, m12, value=-1.0)
+        w = torch.addcmul(g_qdd * diag.flip(-1), m12, g_qdd.flip(-1), value=-1.0) / det  # (B, 2)
+        w1, w2 = w[:, :1], w[:, 1:]
+        k = self.coriolis
+        mass_term = s2 * (w * torch.addcmul(self._diag_cos * qdd, self._m12_cos, qdd.flip(-1))).sum(-1, keepdim=True)
+        # Coriolis: k sin(q2) [qd2 (2 qd1 + qd2), -qd1^2]
+        g_q2 = mass_term + (w1 * qd2 * (2.0 * qd1 + qd2) - w2 * qd1 * qd1) * (k * c2)
+        ks2 = 2.0 * k * s2
+        g_qd = torch.cat((ks2 * (w1 * qd2 - w2 * qd1), ks2 * w1 * (qd1 + qd2)), dim=1)
+        g_q1 = torch.zeros_like(g_q2)
+        if self._viscous:
+            g_qd = g_qd - self.viscosity * w
+        if self._gravity_on:
+            s1, s12 = torch.sin(q1), torch.sin(q1 + q2)
+            g1s12 = self.gravity[1] * s12 * (w1 + w2)
+            g_q1 = g_q1 + self.gravity[0] * s1 * w1 + g1s12
+            g_q2 = g_q2 + g1s12
+        g_force = None
+        if endpoint_force is not None:
+            fx, fy = endpoint_force[:, :1], endpoint_force[:, 1:]
+            q12 = q1 + q2
+            s1, c1, s12, c12 = torch.sin(q1), torch.cos(q1), torch.sin(q12), torch.cos(q12)
+            w12 = w1 + w2
+            g_force = torch.cat((-(self.l1 * s1 * w1 + self.l2 * s12 * w12), self.l1 * c1 * w1 + self.l2 * c12 * w12), 1)
+            fore = -self.l2 * (s12 * fy + c12 * fx) * w12
+            g_q1 = g_q1 - self.l1 * (s1 * fy + c1 * fx) * w1 + fore
+            g_q2 = g_q2 + fore
+        return torch.cat((g_q1, g_q2), dim=1), g_qd, w, g_force
 
     def jacobian_transpose_times(self, q: Tensor, force: Tensor) -> Tensor:
         """J(q)^T F: joint torques (B, 2) of an endpoint force F (B, 2) in the world frame."""
