@@ -12,10 +12,12 @@ from mn_gym.functional import Env, EnvSpec, EnvState
 from mn_gym.policies import GRUPolicy, MLPPolicy
 from mn_gym.registry import gym_ids, register, register_all
 from mn_gym.tasks import register_task
+from mn_gym.threads import apply_default_threads
 
 __version__ = "0.1.0"
 
 register_all()  # every catalogue id with gymnasium: gymnasium.make("mn_gym:ArmReach-v0")
+apply_default_threads()  # 1 torch thread unless MN_GYM_THREADS / OMP_NUM_THREADS say otherwise (mn_gym.threads)
 
 __all__ = [
     "EFFECTORS",

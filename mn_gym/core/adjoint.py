@@ -72,6 +72,10 @@ def euler_forward(eff: Effector, h: float, q: Tensor, qd: Tensor, a: Tensor, l_s
                  q1, qd1, a1)
 
 
+def _times(x: Tensor, y: Tensor | None) -> Tensor | None:
+    return None if y is None else x * y
+
+
 class EulerStep(torch.autograd.Function):
     """`euler_forward` as one autograd node: (q, qd, a, stored l_mt, stored v_mt, excitation, endpoint_load,
     joint_load) -> (q', qd', a', l_mt, v_mt), every tensor (B, ...) as in `EffectorState`; loads may be None."""
@@ -106,4 +110,5 @@ class EulerStep(torch.autograd.Function):
         g_arm = g_tau.unsqueeze(-1) * force.unsqueeze(1)  # (B, dof, M)
         g_q_geo, g_qd_geo = eff.geometry.vjp(eff.skeleton, q, qd, moment_arm, g_l, g_v, g_arm)
         return (None, None, _add(g_q, g_q_geo), _add(g_qd, g_qd_geo), torch.addcmul(g_a, g_force, force_a),
-                g_force * force_l, g_force * force_v, g_excitation, g_endpoint, g_tau if ctx.has_joint_load else None)
+                _times(g_force, force_l), _times(g_force, force_v), g_excitation, g_endpoint,
+                g_tau if ctx.has_joint_load else None)

@@ -234,24 +234,21 @@ class ViaPointGeometry(Geometry):
 
     def vjp(self, skeleton: Skeleton, q: Tensor, qd: Tensor, moment_arm: Tensor, g_length: Tensor,
             g_velocity: Tensor, g_moment_arm: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        """Per segment, with unit vector n = d / |d| and r = n . J (= d length / d q): d|d|/dq = r,
-        d r / dq = J^T (I - n n^T) J / |d| (point Jacobians J constant, as `supports_vjp` requires)."""
+        """Backwards through `__call__`'s affine path: d = d0 + q D^T, n = d / |d|, moment_arm = n W,
+        l_mt = |d| @ sum, v_mt = -qd . moment_arm (constant point Jacobians, as `supports_vjp` requires)."""
         if not skeleton.constant_point_jacobian:
             raise NotImplementedError("ViaPointGeometry.vjp needs a skeleton with constant point Jacobians")
-        b, dof = q.shape[0], self.dof
-        d0, dj_t, dj, _ = self._affine(skeleton)
+        b = q.shape[0]
+        d0, dj_t, _, w = self._affine(skeleton)
         d = torch.addmm(d0, q, dj_t).view(b, -1, 2)  # (B, S, 2)
         length = torch.sqrt((d * d).sum(-1, keepdim=True).clamp_min(_MIN_SEGMENT_SQ))  # (B, S, 1)
         n = d / length
-        r = (n.unsqueeze(-1) * dj).sum(2)  # (B, S, dof): d length / d q per segment
-        to_segments = self._sum.t()  # (M, S)
-        g_len, g_vel = g_length @ to_segments, g_velocity @ to_segments  # (B, S)
-        g_arm = (g_moment_arm.reshape(b * dof, -1) @ to_segments).view(b, dof, -1).transpose(1, 2)  # (B, S, dof)
-        g_r = torch.addcmul(-g_arm, g_vel.unsqueeze(-1), qd.unsqueeze(1))  # (B, S, dof)
-        g_n = (dj * g_r.unsqueeze(2)).sum(-1)  # (B, S, 2)
-        g_d = (g_n - n * (n * g_n).sum(-1, keepdim=True)) / length
-        g_q = (g_len.unsqueeze(-1) * r).sum(1) + (dj * g_d.unsqueeze(-1)).sum((1, 2))
-        return g_q, (g_vel.unsqueeze(-1) * r).sum(1)
+        g_arm = torch.addcmul(g_moment_arm, qd.unsqueeze(-1), g_velocity.unsqueeze(1), value=-1.0)  # (B, dof, M)
+        g_qd = -torch.bmm(moment_arm, g_velocity.unsqueeze(-1)).squeeze(-1)
+        g_n = (g_arm.reshape(b, -1) @ w.t()).view(b, -1, 2)  # (B, S, 2)
+        g_len = (g_length @ self._sum.t()).unsqueeze(-1)  # (B, S, 1)
+        g_d = torch.addcmul(g_n, n, (n * g_n).sum(-1, keepdim=True) - g_len * length, value=-1.0) / length
+        return g_d.view(b, -1) @ dj_t.t(), g_qd
 
 
 GEOMETRIES: dict[str, type[Geometry]] = {

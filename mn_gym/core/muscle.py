@@ -50,7 +50,8 @@ _TH_EPS0 = 0.6
 _BR_SLOPE = 0.9 / (_Q_CRIT - _Q_MIN)
 _BR1 = math.sqrt(_B_REL) * _BR_SLOPE
 _BR0 = math.sqrt(_B_REL) * (1.0 - _Q_CRIT * _BR_SLOPE)
-_HOT_CONSTANTS = {"zero": 0.0, "half": 0.5, "one": 1.0, "four": 4.0, "a_rel": _A_REL, "br0": _BR0, "s_as": _S_AS}
+_HOT_CONSTANTS = {"zero": 0.0, "half": 0.5, "one": 1.0, "four": 4.0, "a_rel": _A_REL, "br0": _BR0, "s_as": _S_AS,
+                  "one_half": 1.5, "fl_slope": -2.0 / _FL_WIDTH_SQ, "two_br1": 2.0 * _BR1}
 
 
 def _square(x: Tensor) -> Tensor:
@@ -124,6 +125,8 @@ class Muscle(Component):
 
     def _refresh(self) -> None:
         self._k = scalar_tensors(self.max_isometric_force, **_HOT_CONSTANTS)
+        # d tau / da of the activation time constant, rising and (over f^2) falling
+        self._tau_a_rising, self._tau_a_falling = 1.5 * self.tau_activation, -1.5 * self.tau_deactivation
 
     def activation_rate(self, u: Tensor, a: Tensor) -> Tensor:
         """d(activation)/dt (1/s) for excitation `u` (already clipped) and activation `a`, both (B, M).
@@ -141,9 +144,9 @@ class Muscle(Component):
         rising = u > a
         tau = torch.where(rising, self.tau_activation * f, self.tau_deactivation / f)
         rate = (u - a) / tau
-        tau_a = torch.where(rising, 1.5 * self.tau_activation, -1.5 * self.tau_deactivation / (f * f))
+        tau_a = torch.where(rising, self._tau_a_rising, self._tau_a_falling / (f * f))
         rate_u = tau.reciprocal()
-        return rate, rate_u, -rate_u * torch.addcmul(self._k.one, rate, tau_a)
+        return rate, rate_u, torch.addcmul(self._k.one, rate, tau_a).mul_(rate_u).neg_()
 
     def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
         """The muscle-state rows named in `state_names`, each (B, M)."""
@@ -153,8 +156,10 @@ class Muscle(Component):
     # activation and the musculotendon path alone); the fused step's adjoint needs it.
     has_force_partials: ClassVar[bool] = False
 
-    def force_partials(self, a: Tensor, l_mt: Tensor, v_mt: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Force (N) and its partial derivatives d/da, d/dl_mt, d/dv_mt, each (B, M) (rigid tendons only)."""
+    def force_partials(self, a: Tensor, l_mt: Tensor, v_mt: Tensor
+                       ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """Force (N) and its partial derivatives d/da, d/dl_mt, d/dv_mt, each (B, M) (rigid tendons only);
+        None where a partial is identically zero."""
         raise NotImplementedError(f"{type(self).__name__} has no analytic force derivatives")
 
     def fibre_state(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -185,9 +190,9 @@ class LinearMuscle(Muscle):
     def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
         return a, l_mt, v_mt, a * self.max_isometric_force
 
-    def force_partials(self, a: Tensor, l_mt: Tensor, v_mt: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        zero = torch.zeros_like(a)
-        return a * self.max_isometric_force, self.max_isometric_force.expand_as(a), zero, zero
+    def force_partials(self, a: Tensor, l_mt: Tensor, v_mt: Tensor
+                       ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        return a * self.max_isometric_force, self.max_isometric_force.expand_as(a), None, None
 
     def fibre_state(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return l_mt, v_mt
@@ -315,7 +320,6 @@ class KistemakerMuscle(_HillMuscle):
         The chain rule through `rows`, written out: d(force-length)/d ln, d(b_rel)/da and the quotient rule on
         each force-velocity branch. Used by the fused step's adjoint (`mn_gym.core.adjoint`)."""
         k = self._k
-        l0_ce, fmax = self.optimal_fibre_length, self.max_isometric_force
         stretch = l_mt - self.tendon_slack_length
         l_m = stretch.clamp_min(0.0)
         vn = v_mt / self.max_velocity
@@ -323,13 +327,12 @@ class KistemakerMuscle(_HillMuscle):
         aa, fa, fb, b_rel, p1 = _kistemaker_terms(a, ln, flce, k)
         act, vs, vl, w = _kistemaker_branches(vn, aa, fa, fb, b_rel, p1, k)
         # d/da and d/dln of the terms (suffix _a, _n); a_rel a switches to a_rel fa above optimal length
-        d = ln - k.one
-        flce_n = torch.where(flce > _FL_MIN, d * (-2.0 / _FL_WIDTH_SQ), k.zero)
+        flce_n = torch.where(flce > _FL_MIN, (ln - k.one) * k.fl_slope, k.zero)
         fa_n = a * flce_n
         above = ln > k.one
         aa_a = torch.where(above, flce, k.one) * k.a_rel
         aa_n = torch.where(above, fa_n, k.zero) * k.a_rel
-        b_a = torch.where(a <= _Q_CRIT, torch.add(k.br0, a.clamp_max(_Q_CRIT), alpha=_BR1) * (2.0 * _BR1), k.zero)
+        b_a = torch.where(a <= _Q_CRIT, torch.add(k.br0, a.clamp_max(_Q_CRIT), alpha=_BR1) * k.two_br1, k.zero)
         fb_a = torch.addcmul(flce * b_rel, fa, b_a)
         fb_n = fa_n * b_rel
         den = torch.sub((fa + aa) * k.four, b_rel, alpha=2.0 * _S_AS)  # p1 = fb / den
@@ -340,18 +343,29 @@ class KistemakerMuscle(_HillMuscle):
         s_den = b_rel - vs
         l_den = p1 + vl
         fa_w = fa + w
+        p1_vl = torch.add(p1, vl, alpha=1.5)
         act_a = torch.where(shortening, (torch.addcmul(fb_a, vs, aa_a) - act * b_a) / s_den,
-                            (p1_a * fa_w + (p1 + 1.5 * vl) * flce - act * p1_a) / l_den)
+                            (torch.addcmul(p1_a * fa_w, p1_vl, flce) - act * p1_a) / l_den)
         act_n = torch.where(shortening, torch.addcmul(fb_n, vs, aa_n) / s_den,
-                            (p1_n * fa_w + (p1 + 1.5 * vl) * fa_n - act * p1_n) / l_den)
+                            (torch.addcmul(p1_n * fa_w, p1_vl, fa_n) - act * p1_n) / l_den)
+        # dL/dvl = (s p1 + w + 1.5 fa + s vl - L) / (p1 + vl)
         act_v = torch.where(shortening, (aa + act) / s_den,
-                            (p1 * _S_AS + fa_w + 0.5 * fa + vl * _S_AS - act) / l_den)
-        on = (act >= 0.0).to(a.dtype) * fmax  # the clamp at zero force
-        active = act.clamp_min(0.0)
-        e = ((l_m - self.passive_slack_length) / l0_ce).clamp_min(0.0)
-        stretched = (stretch >= 0.0).to(a.dtype) / l0_ce
-        force_l = (act_n * on + (2.0 * fmax) * self.passive_stiffness * e) * stretched
-        return (active + flpe) * fmax, act_a * on, force_l, act_v * on / self.max_velocity
+                            (torch.add(torch.add(fa_w, fa, alpha=0.5), l_den, alpha=_S_AS) - act) / l_den)
+        on = act >= k.zero  # the clamp at zero force
+        e = ((l_m - self.passive_slack_length) / self.optimal_fibre_length).clamp_min(0.0)
+        stretched = stretch >= k.zero
+        active_n = torch.where(on, act_n, k.zero)
+        force_l = torch.where(stretched, torch.addcmul(active_n, e, self._passive_slope), k.zero) * self._force_per_ln
+        force_v = torch.where(on, act_v, k.zero) * self._force_per_vn
+        return (act.clamp_min(0.0) + flpe) * self.max_isometric_force, torch.where(on, act_a, k.zero) * \
+            self.max_isometric_force, force_l, force_v
+
+    def _refresh(self) -> None:
+        super()._refresh()
+        # d force / d l_mt = (d active / d ln + 2 k_pe e) Fmax / l0_ce; d force / d v_mt = d active / d vn Fmax / vmax
+        self._passive_slope = 2.0 * self.passive_stiffness
+        self._force_per_ln = self.max_isometric_force / self.optimal_fibre_length
+        self._force_per_vn = self.max_isometric_force / self.max_velocity
 
 
 class ThelenMuscle(_HillMuscle):
