@@ -1,4 +1,5 @@
-"""The pure-torch physics core: skeletons, muscles, path geometry, integrators and effectors.
+"""The pure-torch physics core: skeletons, muscles, path geometry, integrators, effectors and the effector
+step's analytic adjoint (`adjoint`: the fused Euler step that BPTT differentiates through).
 
 Nothing here imports gymnasium or any other part of mn_gym.
 """

@@ -4,6 +4,8 @@ One step: excitation (B, M) -> clip to [min_activation, 1] -> activation dynamic
 musculotendon length, velocity, moment arms; muscle model -> forces (B, M); forces x moment arms + loads ->
 generalised forces -> skeleton -> joint accelerations; the integrator advances the state. Parameters live in
 the components (immutable); the state is an `EffectorState` of (B, ...) tensors, passed in and returned.
+With gradients recorded, a rigid-tendon euler step is one autograd node with an analytic adjoint
+(`mn_gym.core.adjoint`); the rest differentiate through plain autograd of the same arithmetic.
 """
 
 from __future__ import annotations
