@@ -197,3 +197,16 @@ def test_progress_in_a_log_file_is_a_few_plain_lines(capsys):
     train_bptt(ENV, small(eval_every=5), iterations=10, held_out=HELD_OUT)  # progress on (captured: not a TTY)
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 10 and all(line.startswith(f"{ENV}: ") for line in err.splitlines())
+
+
+def test_compiled_step_trains_like_the_eager_one():
+    """compile_step=True (policy and env step fused under torch.compile): the same first loss as eager from the
+    same seed, and an update that changes the policy."""
+    results = []
+    for compile_step in (False, True):
+        torch.manual_seed(0)
+        r = train_bptt(ENV, small(eval_every=2, compile_step=compile_step), iterations=2, seed=0, **FAST)
+        results.append(r)
+    eager, compiled = results
+    assert math.isfinite(compiled.curve[-1]["eval_loss"])
+    assert compiled.curve[-1]["train_loss"] == pytest.approx(eager.curve[-1]["train_loss"], rel=1e-3)

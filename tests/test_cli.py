@@ -286,7 +286,7 @@ def test_settings_are_typed_dataclasses():
     """`--set` text is read against the field types; defaults are the tuned values; bad values name the key."""
     s = BPTTSettings.parse({"lr": "3e-3", "lr_schedule": "exponential", "truncation": "None", "grad_clip": "2"})
     assert (s.lr, s.lr_schedule, s.truncation, s.grad_clip) == (3e-3, "exponential", None, 2.0)
-    assert isinstance(s.grad_clip, float) and s.batch_size == 128 and s.compile_effector is True
+    assert isinstance(s.grad_clip, float) and s.batch_size == 128 and s.compile_effector is False
     assert PPOSettings().policy_kwargs == {"net_arch": [128, 128], "log_std_init": -1.0}
     assert PPOSettings().policy_kwargs is not PPOSettings().policy_kwargs  # no shared mutable default
     assert SACSettings.parse({"train_freq": "(1, 'episode')"}).train_freq == (1, "episode")

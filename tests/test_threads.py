@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -26,7 +27,7 @@ def test_a_bad_thread_setting_is_named(value):
 
 def test_import_sets_one_thread_and_the_user_can_keep_theirs():
     code = "import torch; torch.set_num_threads(2); import mn_gym; print(torch.get_num_threads())"
-    env = {"PATH": "", "MN_GYM_THREADS": ""}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MN_GYM_THREADS")}
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True).stdout.strip() == "1"
     env["MN_GYM_THREADS"] = "keep"

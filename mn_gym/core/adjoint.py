@@ -13,7 +13,9 @@ Each component supplies its own part: `Muscle.force_partials` and `activation_pa
 derivatives), `Geometry.vjp`, `Skeleton.acceleration_vjp` and `limit_vjp`. `fused_step_available` says
 whether an effector has them all; the others step through plain autograd. Gradients agree with autograd's
 through `Effector.advance` to rounding (float64 gradcheck in the tests). Only the inputs' gradients are
-computed: while any parameter tensor requires a gradient the effector uses plain autograd instead.
+computed: while any parameter tensor requires a gradient the effector uses plain autograd instead, and
+second-order gradients (create_graph=True) raise, naming `Effector(..., adjoint=False)`, which records the
+plain step.
 """
 
 from __future__ import annotations
@@ -92,6 +94,10 @@ class EulerStep(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, g_q_new: Tensor, g_qd_new: Tensor, g_a_new: Tensor, g_l: Tensor, g_v: Tensor
                  ) -> tuple[Tensor | None, ...]:
+        if torch.is_grad_enabled():  # create_graph=True: the saved partials carry no graph of their own
+            raise RuntimeError("second-order gradients through the fused Euler step are not supported; build the "
+                               "effector with adjoint=False (effector.replace(adjoint=False)) to record the plain "
+                               "step op by op")
         eff, h = ctx.eff, ctx.h
         (q, qd, excitation, endpoint_load, moment_arm, force, force_a, force_l, force_v, qdd, rate_u, rate_a, q1,
          qd1, a1) = ctx.saved_tensors

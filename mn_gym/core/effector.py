@@ -78,6 +78,9 @@ class Effector:
         damping: joint damping (N m s/rad, or N s/m for a point mass) subtracted from the generalised force.
         name: a label, kept in the configuration.
         check_inputs: validate shapes, dtypes, devices and finiteness of step inputs (a small cost per step).
+        adjoint: differentiate a rigid-tendon euler step through its analytic adjoint (`mn_gym.core.adjoint`,
+            one autograd node a step, first-order gradients); False records the plain step op by op, which
+            second-order gradients (create_graph=True through the dynamics) need.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class Effector:
         damping: float = 0.0,
         name: str = "custom",
         check_inputs: bool = True,
+        adjoint: bool = True,
     ) -> None:
         self.skeleton, self.muscle, self.geometry = skeleton, muscle, geometry
         self.muscle_names = tuple(str(n) for n in muscle_names)
@@ -128,7 +132,8 @@ class Effector:
                           "off a fine-step reference after 0.5 s); use dt=0.0002, or n_substeps", AccuracyWarning,
                           stacklevel=2)
         self._dtype, self._device = skeleton.dtype, skeleton.device  # cached: read on every checked step
-        self._fused = fused_step_available(integrator, skeleton, muscle, geometry)
+        self.adjoint = bool(adjoint)
+        self._fused = self.adjoint and fused_step_available(integrator, skeleton, muscle, geometry)
         self._parameters = tuple(t for c in (skeleton, muscle, geometry) for t in c.tensors().values())
 
     # ----------------------------------------------------------------------------------------- sizes
@@ -313,7 +318,7 @@ class Effector:
         kwargs: dict[str, Any] = dict(
             skeleton=self.skeleton, muscle=self.muscle, geometry=self.geometry, muscle_names=self.muscle_names,
             dt=self.dt, integrator=self.integrator, n_substeps=self.n_substeps, damping=self.damping,
-            name=self.name, check_inputs=self.check_inputs)
+            name=self.name, check_inputs=self.check_inputs, adjoint=self.adjoint)
         unknown = set(changes) - set(kwargs)
         if unknown:
             raise TypeError(f"unknown effector setting(s) {sorted(unknown)}; valid: {sorted(kwargs)}")

@@ -63,6 +63,7 @@ def domain_text(constraint: constraints.Constraint) -> str:
     texts = {constraints._GreaterThan: f"> {lo}", constraints._GreaterThanEq: f">= {lo}",
              constraints._LessThan: f"< {hi}", constraints._Interval: f"in [{lo}, {hi}]",
              constraints._HalfOpenInterval: f"in [{lo}, {hi})", constraints._IntegerGreaterThan: f"integer >= {lo}",
+             constraints._IntegerInterval: f"integer in [{lo}, {hi}]",
              constraints._Real: "finite"}
     return texts.get(type(constraint), repr(constraint))
 

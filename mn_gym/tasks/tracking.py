@@ -41,7 +41,8 @@ class Tracking(Task):
     State = TrackingState
     defaults = {"margin": 0.15, "amplitude": 0.06, "n_components": 3, "f_min": 0.3, "f_max": 1.2}
     arg_constraints = {"margin": constraints.half_open_interval(0.0, 0.5), "amplitude": constraints.nonnegative,
-                       "n_components": constraints.positive_integer, "f_min": constraints.positive,
+                       # at most 1000 sinusoids: the path's terms are (B, n, 2) tensors
+                       "n_components": constraints.integer_interval(1, 1000), "f_min": constraints.positive,
                        "f_max": constraints.positive}
     ordered = (("f_min", "f_max"),)
 

@@ -197,7 +197,8 @@ def train_bptt(env_id: str, settings: BPTTSettings | None = None, *, iterations:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             clock.start()
-            loss, distance, ok = train_iteration(env, policy, optimizer, settings.grad_clip, settings.truncation)
+            loss, distance, ok = train_iteration(env, policy, optimizer, settings.grad_clip, settings.truncation,
+                                                 settings.compile_step)
             clock.stop()
             iteration += 1
             if ok:
@@ -227,8 +228,9 @@ def _mean(values: list[float]) -> float:
 
 
 def train_iteration(env: Env, policy: nn.Module, optimizer: torch.optim.Optimizer, grad_clip: float | None,
-                    truncation: int | None) -> tuple[float, float, bool]:
-    """One batch of episodes: an update per window of `truncation` steps (the whole episode when None).
+                    truncation: int | None, compile_step: bool = False) -> tuple[float, float, bool]:
+    """One batch of episodes: an update per window of `truncation` steps (the whole episode when None), each
+    window a `rollout` (with `compile=compile_step`).
 
     Returns (mean loss over the episode, mean final hand-target distance (m), whether every update was finite)."""
     window = truncation or env.max_steps
@@ -238,7 +240,7 @@ def train_iteration(env: Env, policy: nn.Module, optimizer: torch.optim.Optimize
     distance = math.nan
     while steps < env.max_steps:
         n = min(window, env.max_steps - steps)
-        ro = mn_gym.rollout(env, policy, n_steps=n, state=state, obs=obs, hidden=hidden)
+        ro = mn_gym.rollout(env, policy, n_steps=n, state=state, obs=obs, hidden=hidden, compile=compile_step)
         loss = -ro.rewards.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
