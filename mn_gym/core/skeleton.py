@@ -298,7 +298,8 @@ class TwoLinkArm(Skeleton):
             q12 = q1 + q2
             s1, c1, s12, c12 = torch.sin(q1), torch.cos(q1), torch.sin(q12), torch.cos(q12)
             w12 = w1 + w2
-            g_force = torch.cat((-(self.l1 * s1 * w1 + self.l2 * s12 * w12), self.l1 * c1 * w1 + self.l2 * c12 * w12), 1)
+            g_force = torch.cat((-(self.l1 * s1 * w1 + self.l2 * s12 * w12),
+                                 self.l1 * c1 * w1 + self.l2 * c12 * w12), 1)
             fore = -self.l2 * (s12 * fy + c12 * fx) * w12
             g_q1 = g_q1 - self.l1 * (s1 * fy + c1 * fx) * w1 + fore
             g_q2 = g_q2 + fore
