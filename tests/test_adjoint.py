@@ -154,3 +154,25 @@ def test_second_order_gradients_name_the_plain_step():
     (g,) = torch.autograd.grad(loss, u, create_graph=True)
     (h,) = torch.autograd.grad(g.sum(), u)  # a Hessian-vector product through the dynamics
     assert bool(torch.isfinite(h).all())
+
+
+@pytest.mark.parametrize("name", ["arm26", "pointmass24"])
+def test_gradients_through_active_joint_limits_match_autograd(name):
+    """Joints driven into their position and velocity limits: the adjoint zeroes what the clamps zero."""
+    grads = []
+    fused = mn_gym.make_effector(name, dtype=F64)
+    sk = fused.skeleton
+    for eff in (fused, plain(fused)):
+        q = torch.stack((sk.pos_upper - 1e-3, sk.pos_lower + 1e-3, 0.5 * (sk.pos_lower + sk.pos_upper)))
+        qd = torch.stack((torch.full_like(sk.pos_upper, 5.0), torch.full_like(sk.pos_upper, -5.0),
+                          torch.full_like(sk.pos_upper, 2e3)))  # out through the bounds; past the speed limit
+        state = eff.initial_state(torch.cat((q, qd.clamp(sk.vel_lower, sk.vel_upper)), 1))
+        qd0 = qd.clone().requires_grad_()
+        state = state._replace(qd=qd0)
+        u = torch.full((3, eff.n_muscles), 0.3, dtype=F64, requires_grad=True)
+        for _ in range(3):
+            state = eff.step(state, u)
+        loss = (state.q ** 2).sum() + state.qd.sum() + state.mt_length.sum()
+        grads.append(torch.autograd.grad(loss, (u, qd0)))
+    for x, y in zip(*grads, strict=True):
+        assert torch.allclose(x, y, rtol=1e-10, atol=1e-12)

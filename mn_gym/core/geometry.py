@@ -137,7 +137,9 @@ class ViaPointGeometry(Geometry):
     form its segments. Per segment s with end-point difference d_s: length |d_s|, velocity
     d_s . (J_s qd) / |d_s| and d length / d q = d_s . J_s / |d_s|, J_s the difference of the two points'
     position Jacobians, so velocities and moment arms are exact (forearm points included while the shoulder
-    moves). All muscles and segments are evaluated at once; a segment sum matrix adds them per muscle.
+    moves). All muscles and segments are evaluated at once; a segment sum matrix adds them per muscle. On a
+    skeleton whose point Jacobians are constant (a point mass) the segment vectors are affine in q, and the
+    whole path is four small matrix products (`_affine`).
     """
 
     kind = "via_points"
@@ -185,12 +187,12 @@ class ViaPointGeometry(Geometry):
         self._diff_jac = torch.kron(diff, torch.eye(2 * self.dof, dtype=torch.float64)).to(device=device, dtype=dtype)
         self._sum = torch.zeros(n_seg, self.n_muscles, dtype=dtype, device=device)
         self._sum[torch.arange(n_seg), torch.tensor([pm[p] for p in starts])] = 1.0
-        self._affine_cache: tuple[Skeleton, tuple[Tensor, Tensor, Tensor, Tensor]] | None = None
+        self._affine_cache: tuple[Skeleton, tuple[Tensor, Tensor, Tensor]] | None = None
 
-    def _affine(self, skeleton: Skeleton) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _affine(self, skeleton: Skeleton) -> tuple[Tensor, Tensor, Tensor]:
         """For a skeleton with constant point Jacobians the segment vectors are affine in q, d = d0 + D q:
-        (d0 (2S,), D^T (dof, 2S), D per segment (S, 2, dof), W (2S, dof M)) with moment_arm = n @ W for the
-        unit segment vectors n (B, 2S), cached per skeleton."""
+        (d0 (2S,), D^T (dof, 2S), W (2S, dof M)) with moment_arm = n @ W for the unit segment vectors n (B, 2S),
+        cached per skeleton."""
         cached = self._affine_cache
         if cached is not None and cached[0] is skeleton:
             return cached[1]
@@ -200,24 +202,21 @@ class ViaPointGeometry(Geometry):
         dj = (jac.reshape(1, -1) @ self._diff_jac).view(-1, 2, self.dof)  # (S, 2, dof)
         # moment_arm[b, j, m] = -sum_{s of m} sum_c n[b, s, c] dj[s, c, j]
         w = -torch.einsum("scj,sm->scjm", dj, self._sum).reshape(2 * dj.shape[0], -1)
-        tables = (d0, dj.permute(2, 0, 1).reshape(self.dof, -1), dj, w)
+        tables = (d0, dj.permute(2, 0, 1).reshape(self.dof, -1), w)
         self._affine_cache = (skeleton, tables)
         return tables
 
     def __call__(self, skeleton: Skeleton, q: Tensor, qd: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         b, dof = q.shape[0], self.dof
         if skeleton.constant_point_jacobian:
-            d0, dj_t, _, w = self._affine(skeleton)
+            d0, dj_t, w = self._affine(skeleton)
             d = torch.addmm(d0, q, dj_t).view(b, -1, 2)  # (B, S, 2)
             length = torch.sqrt((d * d).sum(-1).clamp_min(_MIN_SEGMENT_SQ))  # (B, S)
             moment_arm = ((d / length.unsqueeze(-1)).view(b, -1) @ w).view(b, dof, -1)  # (B, dof, M)
             return length @ self._sum, -torch.bmm(qd.unsqueeze(1), moment_arm).squeeze(1), moment_arm
         pos, jac = skeleton.point_kinematics(q, self._body, self.local)
         d = (pos.reshape(b, -1) @ self._diff_pos).view(b, -1, 2)  # (B, S, 2): segment vectors
-        if jac.stride(0) == 0:  # the same Jacobians for every batch element (e.g. a point mass)
-            dj = (jac[:1].reshape(1, -1) @ self._diff_jac).view(1, -1, 2, dof).expand(b, -1, -1, -1)
-        else:
-            dj = (jac.reshape(b, -1) @ self._diff_jac).view(b, -1, 2, dof)  # (B, S, 2, dof)
+        dj = (jac.reshape(b, -1) @ self._diff_jac).view(b, -1, 2, dof)  # (B, S, 2, dof)
         dx, dy = d[..., 0], d[..., 1]
         length = torch.sqrt((dx * dx + dy * dy).clamp_min(_MIN_SEGMENT_SQ))  # (B, S)
         dl_dq = (dx[..., None] * dj[:, :, 0] + dy[..., None] * dj[:, :, 1]) / length[..., None]  # (B, S, dof)
@@ -239,7 +238,7 @@ class ViaPointGeometry(Geometry):
         if not skeleton.constant_point_jacobian:
             raise NotImplementedError("ViaPointGeometry.vjp needs a skeleton with constant point Jacobians")
         b = q.shape[0]
-        d0, dj_t, _, w = self._affine(skeleton)
+        d0, dj_t, w = self._affine(skeleton)
         d = torch.addmm(d0, q, dj_t).view(b, -1, 2)  # (B, S, 2)
         length = torch.sqrt((d * d).sum(-1, keepdim=True).clamp_min(_MIN_SEGMENT_SQ))  # (B, S, 1)
         n = d / length

@@ -51,7 +51,7 @@ _BR_SLOPE = 0.9 / (_Q_CRIT - _Q_MIN)
 _BR1 = math.sqrt(_B_REL) * _BR_SLOPE
 _BR0 = math.sqrt(_B_REL) * (1.0 - _Q_CRIT * _BR_SLOPE)
 _HOT_CONSTANTS = {"zero": 0.0, "half": 0.5, "one": 1.0, "four": 4.0, "a_rel": _A_REL, "br0": _BR0, "s_as": _S_AS,
-                  "one_half": 1.5, "fl_slope": -2.0 / _FL_WIDTH_SQ, "two_br1": 2.0 * _BR1}
+                  "fl_slope": -2.0 / _FL_WIDTH_SQ, "two_br1": 2.0 * _BR1}
 
 
 def _square(x: Tensor) -> Tensor:
@@ -128,21 +128,23 @@ class Muscle(Component):
         # d tau / da of the activation time constant, rising and (over f^2) falling
         self._tau_a_rising, self._tau_a_falling = 1.5 * self.tau_activation, -1.5 * self.tau_deactivation
 
+    def _time_constant(self, u: Tensor, a: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(f = 0.5 + 1.5 a, rising = u > a, the time constant tau (s)), each (B, M)."""
+        f = torch.add(self._k.half, a, alpha=1.5)
+        rising = u > a
+        return f, rising, torch.where(rising, self.tau_activation * f, self.tau_deactivation / f)
+
     def activation_rate(self, u: Tensor, a: Tensor) -> Tensor:
         """d(activation)/dt (1/s) for excitation `u` (already clipped) and activation `a`, both (B, M).
 
         First order with time constant tau_activation (0.5 + 1.5 a) while rising (u > a) and
         tau_deactivation / (0.5 + 1.5 a) while falling (Thelen 2003; MuJoCo).
         """
-        f = torch.add(self._k.half, a, alpha=1.5)
-        tau = torch.where(u > a, self.tau_activation * f, self.tau_deactivation / f)
-        return (u - a) / tau
+        return (u - a) / self._time_constant(u, a)[2]
 
     def activation_partials(self, u: Tensor, a: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """`activation_rate` (1/s) and its partial derivatives d/du (1/s) and d/da (1/s), each (B, M)."""
-        f = torch.add(self._k.half, a, alpha=1.5)
-        rising = u > a
-        tau = torch.where(rising, self.tau_activation * f, self.tau_deactivation / f)
+        f, rising, tau = self._time_constant(u, a)
         rate = (u - a) / tau
         tau_a = torch.where(rising, self._tau_a_rising, self._tau_a_falling / (f * f))
         rate_u = tau.reciprocal()
