@@ -30,7 +30,7 @@ from mn_gym.core.muscle import Muscle
 from mn_gym.core.skeleton import Skeleton
 
 # `eff` below is an `mn_gym.core.effector.Effector` (which imports this module): its skeleton, muscle and
-# geometry, damping, clip_excitation and clip_activation are what the step reads.
+# geometry, damping, generalised_force, clip_excitation and clip_activation are what the step reads.
 Effector = Any
 
 
@@ -59,12 +59,7 @@ def euler_forward(eff: Effector, h: float, q: Tensor, qd: Tensor, a: Tensor, l_s
     else:
         force = muscle.rows(a, l_stored, v_stored)[-1]
         rate = muscle.activation_rate(u, a)
-    tau = torch.matmul(moment_arm, force.unsqueeze(-1)).squeeze(-1)
-    if joint_load is not None:
-        tau = tau + joint_load
-    if eff.damping:
-        tau = tau - eff.damping * qd
-    qdd = skeleton.acceleration(q, qd, tau, endpoint_load)
+    qdd = skeleton.acceleration(q, qd, eff.generalised_force(moment_arm, force, qd, joint_load), endpoint_load)
     q1, qd1, a1 = torch.add(q, qd, alpha=h), torch.add(qd, qdd, alpha=h), torch.add(a, rate, alpha=h)
     q_new, qd_new = skeleton.limit(q1, qd1)
     out = (q_new, qd_new, eff.clip_activation(a1), l_mt, v_mt)

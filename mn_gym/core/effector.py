@@ -172,16 +172,22 @@ class Effector:
         l_mt, v_mt, moment_arm = self.geometry(self.skeleton, q, qd)
         seen_l, seen_v = (l_mt, v_mt) if path is None else path
         rows = self.muscle.rows(a, seen_l, seen_v, l_m)
-        tau = torch.matmul(moment_arm, rows[-1].unsqueeze(-1)).squeeze(-1)  # (B, dof)
         endpoint_load, joint_load = loads
+        qdd = self.skeleton.acceleration(q, qd, self.generalised_force(moment_arm, rows[-1], qd, joint_load),
+                                         endpoint_load)
+        adot = self.muscle.activation_rate(u, a)
+        ldot = rows[2] if self.muscle.compliant else None
+        return (qd, qdd, adot, ldot), (l_mt, v_mt)
+
+    def generalised_force(self, moment_arm: Tensor, force: Tensor, qd: Tensor, joint_load: Tensor | None) -> Tensor:
+        """Muscle forces (B, M) through the moment arms (B, dof, M), plus the joint load, less the damping:
+        (B, dof) in N m (N for a point mass)."""
+        tau = torch.matmul(moment_arm, force.unsqueeze(-1)).squeeze(-1)
         if joint_load is not None:
             tau = tau + joint_load
         if self.damping:
             tau = tau - self.damping * qd
-        qdd = self.skeleton.acceleration(q, qd, tau, endpoint_load)
-        adot = self.muscle.activation_rate(u, a)
-        ldot = rows[2] if self.muscle.compliant else None
-        return (qd, qdd, adot, ldot), (l_mt, v_mt)
+        return tau
 
     def finish_step(self, x: tuple[Tensor, Tensor, Tensor, Tensor | None],
                     path: tuple[Tensor, Tensor] | None) -> EffectorState:

@@ -8,6 +8,7 @@ positions (B, P, 2) and position Jacobians (B, P, 2, dof).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -255,16 +256,26 @@ class TwoLinkArm(Skeleton):
             c1 = torch.cos(q[:, 0])
             c12 = torch.cos(q[:, 0] + q[:, 1])
             tau = tau - torch.stack((self.gravity[0] * c1 + self.gravity[1] * c12, self.gravity[1] * c12), dim=-1)
-        q2 = q[:, 1:]  # (B, 1)
         qd1, qd2 = qd[:, :1], qd[:, 1:]
+        _, s2, solve = self._mass_matrix(q)
+        # Coriolis, centripetal: k sin(q2) [(2 qd1 + qd2) qd2, -qd1^2] = k sin(q2) [qd2, qd1] * [2 qd1 + qd2, -qd1]
+        rhs = torch.addcmul(tau, self.coriolis * s2, qd.flip(-1) * torch.cat((torch.add(qd2, qd1, alpha=2.0), -qd1), 1))
+        return solve(rhs)
+
+    def _mass_matrix(self, q: Tensor) -> tuple[Tensor, Tensor, Callable[[Tensor], Tensor]]:
+        """cos(q2), sin(q2) (B, 1) and x -> M(q)^-1 x for x (B, 2), with M = [[m11, m12], [m12, m22]]:
+        M^-1 x = [m22 x1 - m12 x2, m11 x2 - m12 x1] / det."""
+        q2 = q[:, 1:]  # (B, 1)
         c2, s2 = torch.cos(q2), torch.sin(q2)
         diag = torch.addcmul(self._diag, c2, self._diag_cos)  # (B, 2): [m11, m22]
         m12 = torch.addcmul(self._m12, c2, self._m12_cos)  # (B, 1)
-        # Coriolis, centripetal: k sin(q2) [(2 qd1 + qd2) qd2, -qd1^2] = k sin(q2) [qd2, qd1] * [2 qd1 + qd2, -qd1]
-        rhs = torch.addcmul(tau, self.coriolis * s2, qd.flip(-1) * torch.cat((torch.add(qd2, qd1, alpha=2.0), -qd1), 1))
         det = torch.addcmul(diag.prod(-1, keepdim=True), m12, m12, value=-1.0)
-        # M^-1 rhs with M = [[m11, m12], [m12, m22]]: [m22 r1 - m12 r2, m11 r2 - m12 r1] / det
-        return torch.addcmul(rhs * diag.flip(-1), m12, rhs.flip(-1), value=-1.0) / det
+        flipped = diag.flip(-1)
+
+        def solve(x: Tensor) -> Tensor:
+            return torch.addcmul(x * flipped, m12, x.flip(-1), value=-1.0) / det
+
+        return c2, s2, solve
 
     def acceleration_vjp(self, q: Tensor, qd: Tensor, endpoint_force: Tensor | None, qdd: Tensor, g_qdd: Tensor
                          ) -> tuple[Tensor | None, Tensor | None, Tensor, Tensor | None]:
@@ -272,11 +283,8 @@ class TwoLinkArm(Skeleton):
         d/dq2 -w^T (dM/dq2) qdd = sin(q2) w^T M_cos qdd; the Coriolis, viscous, gravity and J^T F terms their own."""
         q1, q2 = q[:, :1], q[:, 1:]
         qd1, qd2 = qd[:, :1], qd[:, 1:]
-        c2, s2 = torch.cos(q2), torch.sin(q2)
-        diag = torch.addcmul(self._diag, c2, self._diag_cos)
-        m12 = torch.addcmul(self._m12, c2, self._m12_cos)
-        det = torch.addcmul(diag.prod(-1, keepdim=True), m12, m12, value=-1.0)
-        w = torch.addcmul(g_qdd * diag.flip(-1), m12, g_qdd.flip(-1), value=-1.0) / det  # (B, 2)
+        c2, s2, solve = self._mass_matrix(q)
+        w = solve(g_qdd)  # (B, 2)
         w1, w2 = w[:, :1], w[:, 1:]
         k = self.coriolis
         mass_term = s2 * (w * torch.addcmul(self._diag_cos * qdd, self._m12_cos, qdd.flip(-1))).sum(-1, keepdim=True)
