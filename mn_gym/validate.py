@@ -11,12 +11,14 @@ and episode ends are compared. Every compared array is split into named rows (st
 cartesian components); a row passes when
     |mn_gym - golden| <= rtol * max|golden row| + atol,
 with rtol, atol = 1e-4, 1e-5 for float32 cases and 1e-9, 1e-12 for float64 cases. Each case prints one line
-with its worst error relative to its row maximum. Where mn_gym deliberately differs from MotorNet (its
-first-order "rk4"; its compliant-tendon fibre dynamics), the line says "differs by design: <reason>" and
-the case counts neither as a pass nor as a failure.
+with its worst error relative to its row maximum. Every case is compared: MotorNet's "rk4" and compliant-tendon
+cases run mn_gym's MotorNet-compatible mode (`integrator="motornet_rk4"`, the muscle
+`compliant_kistemaker_motornet`; `mn_gym.compat.motornet.motornet_compatible`), and their line adds, as
+"correct physics: ...", how far mn_gym's default physics (classical rk4, the corrected compliant muscle) lies
+from MotorNet on the same inputs: the worst error relative to the row maximum, and the row where it is.
 
 --case SUBSTRING replays only the cases whose file name contains SUBSTRING; the others count as skipped in
-the summary line ("N passed, N failed, N differ by design, N skipped"). --verbose adds, under each case, one
+the summary line ("N passed, N failed, N skipped"). --verbose adds, under each case, one
 line per compared row with its worst absolute error, its row maximum and their ratio. Exit status 0 only
 when every replayed, comparable case passes.
 """
@@ -40,16 +42,12 @@ from mn_gym.compat.motornet import (
     effector_from_case,
     env_from_case,
     env_settings,
+    motornet_compatible,
     muscle_from_buffers,
     observation_names,
 )
 
 TOLERANCES = {"float32": (1e-4, 1e-5), "float64": (1e-9, 1e-12)}
-RK4_REASON = ("MotorNet's 'rk4' is first order (stages chained from the previous stage, position advanced "
-              "with the old velocity); mn_gym's rk4 is classical fourth order")
-COMPLIANT_REASON = ("MotorNet's compliant fibre length moves at 1/10 of its reported velocity and reduces "
-                    "a_rel below optimal length; mn_gym integrates the reported velocity and reduces a_rel above "
-                    "optimal length as the rigid model does")
 THELEN_F64_REASON = ("MotorNet rounds the numerator coefficients of Thelen's lengthening force-velocity curve "
                      "(products with max velocity) to float32 but not its denominator; mn_gym evaluates the curve "
                      "exactly, so float64 Thelen rows that depend on it are compared at rtol {rtol:g}")
@@ -77,7 +75,7 @@ class RowError:
 @dataclass
 class Result:
     case: str
-    status: str  # "pass", "FAIL", "differs by design"
+    status: str  # "pass", "FAIL"
     worst: float = math.nan  # worst |error| / row max over compared rows
     detail: str = ""
     notes: list[str] = field(default_factory=list)
@@ -85,8 +83,7 @@ class Result:
 
     def line(self) -> str:
         worst = "" if math.isnan(self.worst) else f"worst {self.worst:.2e}"
-        text = f"{self.status}: {self.detail}" if self.status == "differs by design" else self.status
-        parts = [f"{self.case:55s}", f"{text}"] + ([worst] if worst else []) + self.notes
+        parts = [f"{self.case:55s}", self.status] + ([worst] if worst else []) + self.notes
         return "  ".join(parts)
 
 
@@ -132,11 +129,13 @@ class Comparison:
                 self.failures.append(row.describe())
 
 
-def replay_effector(meta: dict[str, Any], data: Any, cmp: Comparison) -> None:
-    """Step the case's effector through the stored excitations and loads; compare joint, cartesian, muscle and
-    geometry records."""
+def replay_effector(meta: dict[str, Any], data: Any, cmp: Comparison, physics: bool = False) -> None:
+    """Step the case's effector (MotorNet-compatible; with `physics`, mn_gym's correct physics instead) through
+    the stored excitations and loads; compare joint, cartesian, muscle and geometry records."""
     dtype = case_dtype(meta)
     effector = effector_from_case(meta, dtype)
+    if physics:
+        effector = motornet_compatible(effector, compatible=False)
     q0 = torch.as_tensor(np.asarray(meta["initial_joint_state"]), dtype=dtype)
     state = effector.initial_state(q0)
     excitation = torch.as_tensor(data["excitation"], dtype=dtype)
@@ -166,9 +165,9 @@ def replay_effector(meta: dict[str, Any], data: Any, cmp: Comparison) -> None:
         cmp.add(key, ours, data[key], row_axis, names.get(key))
 
 
-def replay_muscle(meta: dict[str, Any], data: Any, cmp: Comparison) -> list[str]:
-    """Compare a muscle-alone case on its force-curve, activation and initial-state grids; returns the arrays
-    left out by design."""
+def replay_muscle(meta: dict[str, Any], data: Any, cmp: Comparison) -> None:
+    """Compare a muscle-alone case on its force-curve, activation and initial-state grids (MotorNet's compliant
+    muscle through `compliant_kistemaker_motornet`)."""
     dtype = case_dtype(meta)
     kind = MUSCLE_CLASSES[meta["muscle_class"]]
     n = meta["n_muscles"]
@@ -184,18 +183,21 @@ def replay_muscle(meta: dict[str, Any], data: Any, cmp: Comparison) -> list[str]
         out = muscle.rows(activation, t(geom_in[:, 0]), t(geom_in[:, 1]), l_m)
         return torch.stack(out, dim=1).double().numpy()
 
-    excluded = []
     # Force curves at the given activation (clipped), lengths and velocities.
     a = t(data["curve_muscle_state_in"][:, 0]).clamp(a_min, 1.0)
-    curve = rows(data["curve_muscle_state_in"], data["curve_geometry_in"], a)
-    if muscle.compliant:
-        # MotorNet's zero-derivative integrate reports velocity 0 here; mn_gym reports the fibre velocity.
-        cmp.add("curve_muscle_state_out", curve, data["curve_muscle_state_out"], 1, names, rows=[0, 1, 3, 4, 5, 6])
-        a_out = t(data["curve_muscle_state_out"][:, 0])
-        rate = muscle.activation_rate(a_out.clamp(a_min, 1.0), a_out.clamp(a_min, 1.0)).double().numpy()
-        cmp.add("curve_ode_out", rate[:, None], data["curve_ode_out"][:, :1], 1)
-        excluded += ["curve_ode_out fibre velocity", "init_muscle_state"]
+    if muscle.compliant:  # MotorNet's compliant muscle (`compliant_kistemaker_motornet`)
+        state_in, geom = t(data["curve_muscle_state_in"]), t(data["curve_geometry_in"])
+        # a zero-derivative integrate: the fibre length stays, the reported velocity is 0
+        curve = muscle.motornet_rows(a, geom[:, 0], state_in[:, 1], state_in[:, 1], torch.zeros_like(a))
+        cmp.add("curve_muscle_state_out", torch.stack(curve, 1).double().numpy(), data["curve_muscle_state_out"], 1,
+                names)
+        out = t(data["curve_muscle_state_out"])
+        a_out = out[:, 0].clamp(a_min, 1.0)
+        vn = muscle.motornet_length_rate(a_out, out[:, 1], out[:, 5]) / muscle.optimal_fibre_length
+        ode = torch.stack((muscle.activation_rate(a_out, a_out), vn), 1)
+        cmp.add("curve_ode_out", ode.double().numpy(), data["curve_ode_out"], 1, ["activation rate", "vn"])
     else:
+        curve = rows(data["curve_muscle_state_in"], data["curve_geometry_in"], a)
         cmp.add("curve_muscle_state_out", curve, data["curve_muscle_state_out"], 1, names)
     # Activation dynamics.
     u = t(data["act_excitation"])[:, None].expand(-1, n).clamp(a_min, 1.0)
@@ -204,16 +206,26 @@ def replay_muscle(meta: dict[str, Any], data: Any, cmp: Comparison) -> list[str]
     cmp.add("act_ode_out", rate[:, None].double().numpy(), data["act_ode_out"][:, :1], 1)
     # MotorNet integrates from the activation as given (grid values below min_activation included).
     a1 = (t(data["act_muscle_state_in"][:, 0]) + meta["build_call"]["timestep"] * rate).clamp(a_min, 1.0)
+    dt = meta["build_call"]["timestep"]
+    geom = data["init_geometry_in"]
+    a_rest = torch.full((geom.shape[0], n), a_min, dtype=dtype)
     if muscle.compliant:
-        cmp.add("act_next_state", a1[:, None].double().numpy(), data["act_next_state"][:, :1], 1)
-        excluded.append("act_next_state fibre rows")
+        state_in, geom_in = t(data["act_muscle_state_in"]), t(data["act_geometry_in"])
+        ldot = muscle.motornet_length_rate(a0, state_in[:, 1], state_in[:, 5])
+        vn = ldot / muscle.optimal_fibre_length
+        cmp.add("act_ode_out", vn[:, None].double().numpy(), data["act_ode_out"][:, 1:], 1, ["vn"])
+        nxt = muscle.motornet_rows(a1, geom_in[:, 0], state_in[:, 1] + dt * ldot, state_in[:, 1],
+                                   muscle.reported_velocity(ldot))
+        cmp.add("act_next_state", torch.stack(nxt, 1).double().numpy(), data["act_next_state"], 1, names)
+        l_mt = t(geom[:, 0])
+        l_eq = muscle.initial_fibre_length(l_mt)
+        l_m, velocity = muscle.initial_fibre_state(l_eq, l_mt, dt)
+        init = torch.stack(muscle.motornet_rows(a_rest, l_mt, l_m, l_eq, velocity), 1).double().numpy()
     else:
         nxt = rows(data["act_muscle_state_in"], data["act_geometry_in"], a1)
         cmp.add("act_next_state", nxt, data["act_next_state"], 1, names)
-        geom = data["init_geometry_in"]
-        init = rows(np.zeros((geom.shape[0], len(names), n)), geom, torch.full((geom.shape[0], n), a_min, dtype=dtype))
-        cmp.add("init_muscle_state", init, data["init_muscle_state"], 1, names)
-    return excluded
+        init = rows(np.zeros((geom.shape[0], len(names), n)), geom, a_rest)
+    cmp.add("init_muscle_state", init, data["init_muscle_state"], 1, names)
 
 
 def replay_env(meta: dict[str, Any], data: Any, cmp: Comparison) -> None:
@@ -251,6 +263,12 @@ def replay_env(meta: dict[str, Any], data: Any, cmp: Comparison) -> None:
                             f" golden after steps {gold_steps}")
 
 
+def physics_distance(cmp: Comparison) -> str:
+    """How far mn_gym's correct physics lies from MotorNet on a case: its worst row, relative to the row max."""
+    worst = max(cmp.rows, key=lambda r: r.relative)
+    return f"correct physics: worst {worst.relative:.2e} of the row max, at {worst.array}[{worst.label}]"
+
+
 def validate_case(json_path: Path) -> Result:
     """Replay one golden case (`<case>.json` next to its `<case>.npz`). A case that cannot be read or replayed
     (malformed JSON or npz, missing fields, an error while replaying) is a FAIL with its reason, never an abort."""
@@ -282,19 +300,14 @@ def _validate_case(json_path: Path) -> Result:
     cmp = Comparison(dtype, rtol)
     try:
         if kind == "effector_trajectory":
-            eff = meta["effector"]
-            reasons = []
-            if eff["integration_method"].lower() == "rk4":
-                reasons.append(RK4_REASON)
-            if MUSCLE_CLASSES.get(eff["muscle_class"]) == "compliant_kistemaker":
-                reasons.append(COMPLIANT_REASON)
             replay_effector(meta, data, cmp)
-            if reasons:
-                return Result(case, "differs by design", detail="; ".join(reasons), worst=cmp.worst, rows=cmp.rows)
+            eff = meta["effector"]
+            if eff["integration_method"].lower() == "rk4" or eff["muscle_class"] == "CompliantTendonHillMuscle":
+                physics = Comparison(dtype, rtol)
+                replay_effector(meta, data, physics, physics=True)
+                notes.append(f"[{physics_distance(physics)}]")
         elif kind == "muscle_alone":
-            excluded = replay_muscle(meta, data, cmp)
-            if excluded:
-                notes.append(f"[not compared, differs by design: {', '.join(excluded)}: {COMPLIANT_REASON}]")
+            replay_muscle(meta, data, cmp)
         elif kind == "environment_observations":
             replay_env(meta, data, cmp)
         else:
@@ -327,8 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             for row in r.rows:
                 print(row.line())
-    counts = {s: sum(r.status == s for r in results) for s in ("pass", "FAIL", "differs by design")}
-    print(f"{counts['pass']} passed, {counts['FAIL']} failed, {counts['differs by design']} differ by design, "
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "FAIL")}
+    print(f"{counts['pass']} passed, {counts['FAIL']} failed, "
           f"{len(every) - len(paths)} skipped")
     return 0 if counts["FAIL"] == 0 else 1
 

@@ -30,7 +30,7 @@ MUSCLE_CLASSES = {
     "RigidTendonHillMuscle": "kistemaker",
     "RigidTendonHillMuscleThelen": "thelen",
     "MujocoHillMuscle": "mujoco",
-    "CompliantTendonHillMuscle": "compliant_kistemaker",
+    "CompliantTendonHillMuscle": "compliant_kistemaker_motornet",
 }
 # MotorNet muscle buffer name -> mn_gym muscle parameter.
 MUSCLE_BUFFERS = {
@@ -127,7 +127,7 @@ def effector_from_case(meta: dict[str, Any], dtype: torch.dtype) -> Effector:
     geometry = _geometry(eff["class"], buffers, n, dtype)
     muscle = muscle_from_buffers(kind, buffers, "muscle.", n, dtype)
     return Effector(skeleton, muscle, geometry, eff["muscle_names"], dt=eff["timestep"],
-                    integrator="rk4" if eff["integration_method"].lower() == "rk4" else "euler",
+                    integrator="motornet_rk4" if eff["integration_method"].lower() == "rk4" else "euler",
                     n_substeps=int(eff["n_ministeps"]), damping=float(buffer_values(buffers, "damping")),
                     name=eff["class"])
 
@@ -245,3 +245,20 @@ def env_from_case(effector: Effector, settings: EnvCaseSettings, goal: Tensor,
     task_state = ReachState(target=goal, origin=origin)
     state, obs = env.reset(options={"joint_state": joint_state, "task_state": task_state})
     return env, state, obs
+
+
+# integrator and muscle kind of the correct physics -> MotorNet 0.3.0's deviating counterpart
+MOTORNET_DEVIATIONS = {"rk4": "motornet_rk4", "compliant_kistemaker": "compliant_kistemaker_motornet"}
+
+
+def motornet_compatible(effector: Effector, compatible: bool = True) -> Effector:
+    """`effector` with MotorNet 0.3.0's first-order "rk4" (`integrator="motornet_rk4"`) and compliant muscle
+    (`MotorNetCompliantKistemakerMuscle`) in place of the correct ones, to reproduce numbers published with
+    MotorNet; `compatible=False` goes back to the correct physics. Euler and rigid tendons are unchanged."""
+    table = MOTORNET_DEVIATIONS if compatible else {v: k for k, v in MOTORNET_DEVIATIONS.items()}
+    muscle = effector.muscle
+    kind = table.get(muscle.kind)
+    if kind is not None:
+        muscle = muscle_class(kind).from_config({**muscle.config(), "type": kind}, dtype=effector.dtype,
+                                                device=effector.device)
+    return effector.replace(integrator=table.get(effector.integrator, effector.integrator), muscle=muscle)

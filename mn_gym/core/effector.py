@@ -30,7 +30,9 @@ from mn_gym.core.skeleton import SKELETONS, Skeleton
 Loads = tuple[Tensor | None, Tensor | None]  # endpoint load (B, 2), joint load (B, dof)
 # Integrators whose muscle force uses the musculotendon path stored in the state (the previous step's
 # geometry), as MotorNet 0.3.0's euler does; the others evaluate the path at every stage.
-LAGGED_PATH = {"euler": True, "rk4": False}
+LAGGED_PATH = {"euler": True, "rk4": False, "motornet_rk4": True}
+# MotorNet 0.3.0's own "rk4", reproduced for parity: first order, never picked by the name "rk4"
+MOTORNET_RK4 = "motornet_rk4"
 # longest accurate integration step of a compliant tendon (s): at 0.2 ms the hand stays within 0.1 mm of a
 # 0.05 ms reference over 0.5 s, at 0.5 ms it is 11 (euler) to 21 (rk4) cm off (a 0.5 s reach of compliant_arm26)
 MAX_COMPLIANT_STEP = 0.00025
@@ -52,6 +54,8 @@ class EffectorState(NamedTuple):
     fibre_length: Tensor | None
     mt_length: Tensor
     mt_velocity: Tensor
+    fibre_velocity: Tensor | None = None
+    force_fibre_length: Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -72,8 +76,10 @@ class Effector:
         dt: time step (s) of one `step` call.
         integrator: "euler" (MotorNet 0.3.0's explicit scheme: the muscle force uses the previous step's
             path, position advances with the old velocity; first order) or "rk4" (classical RK4 of the
-            continuous ODE, every stage with its own geometry; order 4). MotorNet's own "rk4" chains its
-            stages from the previous stage and is first order; it is not reproduced.
+            continuous ODE, every stage with its own geometry; order 4). "motornet_rk4" reproduces MotorNet
+            0.3.0's "rk4" for parity with published numbers: each stage an Euler update (clipped) from the
+            previous stage, the final update from the start with the stages' mean acceleration, so position
+            advances with the old velocity; first order (model.md 1.9). Not for new work.
         n_substeps: integration sub-steps per `step` (each of dt / n_substeps), excitation held.
         damping: joint damping (N m s/rad, or N s/m for a point mass) subtracted from the generalised force.
         name: a label, kept in the configuration.
@@ -106,8 +112,8 @@ class Effector:
         if len(set(self.muscle_names)) != len(self.muscle_names):
             raise ValueError(f"muscle names must be unique, got {self.muscle_names}")
         geometry.check_skeleton(skeleton)
-        if integrator not in INTEGRATORS:
-            raise ValueError(f"unknown integrator {integrator!r}; known: {sorted(INTEGRATORS)}")
+        if integrator not in LAGGED_PATH:
+            raise ValueError(f"unknown integrator {integrator!r}; known: {sorted(LAGGED_PATH)}")
         if not isinstance(n_substeps, int) or isinstance(n_substeps, bool) or n_substeps < 1:
             raise ValueError(f"n_substeps must be a positive int, got {n_substeps!r}")
         if not (isinstance(damping, (int, float)) and math.isfinite(damping) and damping >= 0):
@@ -176,7 +182,7 @@ class Effector:
         qdd = self.skeleton.acceleration(q, qd, self.generalised_force(moment_arm, rows[-1], qd, joint_load),
                                          endpoint_load)
         adot = self.muscle.activation_rate(u, a)
-        ldot = rows[2] if self.muscle.compliant else None
+        ldot = self.muscle.fibre_length_rate(rows[2]) if self.muscle.compliant else None
         return (qd, qdd, adot, ldot), (l_mt, v_mt)
 
     def generalised_force(self, moment_arm: Tensor, force: Tensor, qd: Tensor, joint_load: Tensor | None) -> Tensor:
@@ -189,9 +195,11 @@ class Effector:
             tau = tau - self.damping * qd
         return tau
 
-    def finish_step(self, x: tuple[Tensor, Tensor, Tensor, Tensor | None],
-                    path: tuple[Tensor, Tensor] | None) -> EffectorState:
-        """Clip activation, apply joint limits and attach the path the next force will use."""
+    def finish_step(self, x: tuple[Tensor, Tensor, Tensor, Tensor | None], path: tuple[Tensor, Tensor] | None,
+                    fibre_velocity: Tensor | None = None, force_fibre_length: Tensor | None = None
+                    ) -> EffectorState:
+        """Clip activation, apply joint limits and attach the path the next force will use (and, for
+        MotorNet's compliant muscle, the fibre velocity it reports and the fibre length of its forces)."""
         q, qd, a, l_m = x
         a = self.clip_activation(a)
         q, qd = self.skeleton.limit(q, qd)
@@ -199,7 +207,7 @@ class Effector:
             l_mt, v_mt, _ = self.geometry(self.skeleton, q, qd)
         else:
             l_mt, v_mt = path
-        return EffectorState(q, qd, a, l_m, l_mt, v_mt)
+        return EffectorState(q, qd, a, l_m, l_mt, v_mt, fibre_velocity, force_fibre_length)
 
     def step(
         self,
@@ -253,6 +261,10 @@ class Effector:
             return state
         u = self.clip_excitation(excitation)
         loads = (endpoint_load, joint_load)
+        if self.integrator == MOTORNET_RK4 or self.muscle.motornet_compatible:
+            for _ in range(self.n_substeps):
+                state = self._motornet_substep(state, u, loads, h)
+            return state
         integrate, lagged = INTEGRATORS[self.integrator], LAGGED_PATH[self.integrator]
         for _ in range(self.n_substeps):
             stored = (state.mt_length, state.mt_velocity) if lagged else None
@@ -264,6 +276,46 @@ class Effector:
             # lagged: the next force sees the path at the start of this step; else the path at the new state
             state = self.finish_step(x, path if lagged else None)
         return state
+
+    def _motornet_substep(self, state: EffectorState, u: Tensor, loads: Loads, h: float) -> EffectorState:
+        """One sub-step of MotorNet 0.3.0's "euler" or "rk4" (model.md 1.9): k = (joint acceleration, activation
+        rate, fibre-length rate) at a state with its stored path; an update from state S with k is
+        q + h qd_S, qd_S + h k, ..., clipped and limited, with the path of S stored for the next force. "rk4":
+        S1 from S0 (h/2, k1), S2 from S1 (h/2, k2), S3 from S2 (h, k3), then S0 updated with the mean k."""
+        compat = self.muscle.motornet_compatible
+
+        def rate(s: EffectorState) -> tuple[tuple[Tensor, Tensor, Tensor | None], tuple[Tensor, Tensor]]:
+            if not compat:
+                (_, qdd, adot, ldot), path = self.derivative(s.q, s.qd, s.activation, s.fibre_length, u, loads,
+                                                             path=(s.mt_length, s.mt_velocity))
+                return (qdd, adot, ldot), path
+            l_mt, v_mt, moment_arm = self.geometry(self.skeleton, s.q, s.qd)
+            rows = self.muscle_rows(s)
+            tau = self.generalised_force(moment_arm, rows[-1], s.qd, loads[1])
+            qdd = self.skeleton.acceleration(s.q, s.qd, tau, loads[0])
+            ldot = self.muscle.motornet_length_rate(s.activation, s.fibre_length, rows[5])
+            return (qdd, self.muscle.activation_rate(u, s.activation), ldot), (l_mt, v_mt)
+
+        def update(s: EffectorState, k: tuple, path: tuple[Tensor, Tensor], dt: float) -> EffectorState:
+            qdd, adot, ldot = k
+            x = (torch.add(s.q, s.qd, alpha=dt), torch.add(s.qd, qdd, alpha=dt),
+                 torch.add(s.activation, adot, alpha=dt),
+                 None if ldot is None else torch.add(s.fibre_length, ldot, alpha=dt))
+            if not compat:
+                return self.finish_step(x, path)
+            return self.finish_step(x, path, self.muscle.reported_velocity(ldot), s.fibre_length)
+
+        k1, path0 = rate(state)
+        if self.integrator != MOTORNET_RK4:
+            return update(state, k1, path0, h)
+        s1 = update(state, k1, path0, 0.5 * h)
+        k2, path1 = rate(s1)
+        s2 = update(s1, k2, path1, 0.5 * h)
+        k3, path2 = rate(s2)
+        k4, _ = rate(update(s2, k3, path2, h))
+        k = tuple(None if a is None else (a + 2.0 * (b + c) + d) / 6.0
+                  for a, b, c, d in zip(k1, k2, k3, k4, strict=True))
+        return update(state, k, path0, h)
 
     # ---------------------------------------------------------------------------------- initial state
     def initial_state(self, joint_state: Tensor | Sequence) -> EffectorState:
@@ -289,6 +341,10 @@ class Effector:
             raise ValueError("initial joint velocities outside the velocity limits")
         l_mt, v_mt, _ = self.geometry(sk, q, qd)
         a = torch.full_like(l_mt, self._min_activation)
+        if self.muscle.motornet_compatible:
+            l_eq = self.muscle.initial_fibre_length(l_mt)
+            l_m, velocity = self.muscle.initial_fibre_state(l_eq, l_mt, self.dt)
+            return EffectorState(q, qd, a, l_m, l_mt, v_mt, velocity, l_eq)
         l_m = self.muscle.initial_fibre_length(l_mt) if self.muscle.compliant else None
         return EffectorState(q, qd, a, l_m, l_mt, v_mt)
 
@@ -307,12 +363,24 @@ class Effector:
 
     def muscle_state(self, state: EffectorState) -> Tensor:
         """The muscle rows named in `muscle_state_names`, (B, n_rows, M)."""
-        rows = self.muscle.rows(state.activation, state.mt_length, state.mt_velocity, state.fibre_length)
-        return torch.stack(rows, dim=1)
+        return torch.stack(self.muscle_rows(state), dim=1)
+
+    def muscle_rows(self, state: EffectorState) -> tuple[Tensor, ...]:
+        """The muscle rows (B, M) each, named in `muscle_state_names`, of `state` (with its stored path)."""
+        if self.muscle.motornet_compatible:
+            return self.muscle.motornet_rows(state.activation, state.mt_length, state.fibre_length,
+                                             state.force_fibre_length, state.fibre_velocity)
+        return self.muscle.rows(state.activation, state.mt_length, state.mt_velocity, state.fibre_length)
+
+    def fibre_state(self, state: EffectorState) -> tuple[Tensor, Tensor]:
+        """Fibre length (m) and velocity (m/s), (B, M) each, as proprioception reads them."""
+        length, velocity = self.muscle.fibre_state(state.activation, state.mt_length, state.mt_velocity,
+                                                   state.fibre_length)
+        return length, velocity if state.fibre_velocity is None else state.fibre_velocity
 
     def muscle_force(self, state: EffectorState) -> Tensor:
         """Muscle forces (B, M) in N."""
-        return self.muscle.rows(state.activation, state.mt_length, state.mt_velocity, state.fibre_length)[-1]
+        return self.muscle_rows(state)[-1]
 
     def path_geometry(self, state: EffectorState) -> tuple[Tensor, Tensor, Tensor]:
         """Current musculotendon length (B, M), velocity (B, M) and moment arms (B, dof, M)."""

@@ -69,6 +69,8 @@ class Muscle(Component):
     settings = ("n_muscles",)
     state_names: ClassVar[tuple[str, ...]]
     compliant: ClassVar[bool] = False
+    # reproduces MotorNet 0.3.0's deviations rather than the physics (`MotorNetCompliantKistemakerMuscle`)
+    motornet_compatible: ClassVar[bool] = False
     per_muscle: ClassVar[tuple[str, ...]] = ("max_isometric_force",)
     required: ClassVar[tuple[str, ...]] = ("max_isometric_force",)
     properties: ClassVar[tuple[str, ...]] = ()  # accepted by the constructor only, to derive parameters
@@ -238,11 +240,12 @@ class _HillMuscle(Muscle):
         return (l_mt - self.tendon_slack_length).clamp_min(self.min_fibre_length), v_mt
 
 
-def _kistemaker_terms(a: Tensor, ln: Tensor, flce: Tensor, k: SimpleNamespace
+def _kistemaker_terms(a: Tensor, ln: Tensor, flce: Tensor, k: SimpleNamespace, reduce_below: bool = False
                       ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Contraction-dynamics terms of Kistemaker et al. (2010) (after Van Soest & Bobbert 1993), (B, M) each:
 
-    a_rel a, with a_rel = 0.41, times the force-length factor above optimal length;
+    a_rel a, with a_rel = 0.41, times the force-length factor above optimal length (below it when
+    `reduce_below`, MotorNet 0.3.0's compliant muscle);
     fa = a flce, the isometric active force, and fa b_rel;
     b_rel = 5.2, reduced below activation 0.3 as 5.2 (1 - 0.9 (a - 0.3) / (0.005 - 0.3))^2;
     p1 = fa / (4 d0 - 2 s), d0 = a (flce + a_rel) / b_rel: pole of the lengthening branch
@@ -250,7 +253,7 @@ def _kistemaker_terms(a: Tensor, ln: Tensor, flce: Tensor, k: SimpleNamespace
         F = (vn a a_rel + fa b_rel) / (b_rel - vn) at vn = 0 with the same value fa.
     """
     fa = a * flce
-    aa = torch.where(ln > k.one, fa, a) * k.a_rel
+    aa = torch.where(ln < k.one if reduce_below else ln > k.one, fa, a) * k.a_rel
     b_rel = _square(torch.add(k.br0, a.clamp_max(_Q_CRIT), alpha=_BR1))
     fb = fa * b_rel
     p1 = fb / torch.sub((fa + aa) * k.four, b_rel, alpha=2.0 * _S_AS)
@@ -502,8 +505,9 @@ class CompliantKistemakerMuscle(KistemakerMuscle):
 
     Differs from MotorNet 0.3.0 by design: MotorNet advances the fibre length by vn * l0_ce per second while
     reporting vn * max_velocity (10x faster) as the fibre velocity, and it reduces a_rel below optimal length
-    (its rigid model, and Van Soest & Bobbert 1993, reduce it above). Rows: activation, fibre length (m),
-    fibre velocity (m/s), passive force-length, tendon force-length, active force (x Fmax), force (N).
+    (its rigid model, and Van Soest & Bobbert 1993, reduce it above); `MotorNetCompliantKistemakerMuscle`
+    reproduces it. Rows: activation, fibre length (m), fibre velocity (m/s), passive force-length, tendon
+    force-length, active force (x Fmax), force (N).
     """
 
     kind = "compliant_kistemaker"
@@ -512,23 +516,36 @@ class CompliantKistemakerMuscle(KistemakerMuscle):
     state_names = ("activation", "muscle length", "muscle velocity", "force-length PE", "force-length SE",
                    "active force", "force")
     default_activation = {"min_activation": 0.01, "tau_activation": 0.015, "tau_deactivation": 0.05}
-
     def rows(self, a: Tensor, l_mt: Tensor, v_mt: Tensor, l_m: Tensor | None = None) -> tuple[Tensor, ...]:
         if l_m is None:
             raise ValueError("the compliant muscle needs its fibre length l_m")
+        ln, flpe, flce = self.force_length(l_m)
+        flse, active, vn = self._contraction(a, l_mt, l_m, ln, flpe, flce)
+        return a, l_m, vn * self.max_velocity, flpe, flse, active, flse * self.max_isometric_force
+
+    def _contraction(self, a: Tensor, l_mt: Tensor, l_m: Tensor, ln: Tensor, flpe: Tensor, flce: Tensor
+                     ) -> tuple[Tensor, Tensor, Tensor]:
+        """Tendon force-length, active force (x Fmax) and normalised fibre velocity vn, (B, M) each."""
         l0_se = self.tendon_slack_length
         strain = ((l_mt - l_m - l0_se) / l0_se).clamp_min(0.0)
         flse = (_K_SE * strain * strain).clamp_max(1.0)
-        ln, flpe, flce = self.force_length(l_m)
         active = (flse - flpe).clamp_min(0.0)
-        aa, fa, _, b_rel, p1 = _kistemaker_terms(a, ln, flce, self._k)
+        return flse, active, self._fibre_velocity(a, ln, flce, active)
+
+    def _fibre_velocity(self, a: Tensor, ln: Tensor, flce: Tensor, active: Tensor) -> Tensor:
+        """Normalised fibre velocity vn (B, M) at which the contractile element carries `active` (x Fmax):
+        the force-velocity curve of `KistemakerMuscle` inverted."""
+        aa, fa, _, b_rel, p1 = _kistemaker_terms(a, ln, flce, self._k, reduce_below=self.motornet_compatible)
         shortening = b_rel * (active - fa) / (active + aa)
         # Invert the lengthening branch: s vn^2 + (s p1 + 1.5 fa - active) vn + p1 (fa - active) = 0.
         lin = _S_AS * p1 + 1.5 * fa - active
         disc = (lin * lin - 4.0 * _S_AS * p1 * (fa - active)).clamp_min(1e-30)
         lengthening = (torch.sqrt(disc) - lin) / (2.0 * _S_AS)
-        vn = torch.where(active < fa, shortening, lengthening)
-        return a, l_m, vn * self.max_velocity, flpe, flse, active, flse * self.max_isometric_force
+        return torch.where(active < fa, shortening, lengthening)
+
+    def fibre_length_rate(self, velocity: Tensor) -> Tensor:
+        """d(fibre length)/dt (m/s), (B, M), for the reported fibre velocity row (m/s): the same here."""
+        return velocity
 
     def initial_fibre_length(self, l_mt: Tensor) -> Tensor:
         """Fibre length (B, M) at which tendon force equals passive fibre force (zero activation).
@@ -546,8 +563,56 @@ class CompliantKistemakerMuscle(KistemakerMuscle):
         return torch.where(l_mt < l0_se + l0_pe, slack, stretched)
 
 
+class MotorNetCompliantKistemakerMuscle(CompliantKistemakerMuscle):
+    """MotorNet 0.3.0's compliant-tendon muscle, reproduced for parity (not the physics; see the parent).
+
+    As `CompliantKistemakerMuscle` except, as MotorNet does (model.md 1.7): a_rel is reduced by the
+    force-length factor below optimal length instead of above; the fibre length moves at vn * l0_ce per second
+    while the reported fibre velocity is vn * max_velocity (10x the length's rate at max_velocity = 10 l0_ce);
+    the reported velocity is the one the last step integrated (`EffectorState.fibre_velocity`); and the
+    initial state takes one step of the effector's dt from the passive equilibrium, with the passive force
+    capped at 1 in that step. Use it to reproduce numbers published with MotorNet's compliant arm.
+    """
+
+    kind = "compliant_kistemaker_motornet"
+    motornet_compatible = True
+
+    def fibre_length_rate(self, velocity: Tensor) -> Tensor:
+        """d(fibre length)/dt (m/s): the reported velocity times l0_ce / max_velocity (MotorNet's rate)."""
+        return velocity * (self.optimal_fibre_length / self.max_velocity)
+
+    def reported_velocity(self, rate: Tensor) -> Tensor:
+        """The fibre velocity (m/s) MotorNet reports for a fibre-length rate (m/s): rate x max_velocity / l0_ce."""
+        return rate * (self.max_velocity / self.optimal_fibre_length)
+
+    def initial_fibre_state(self, l_eq: Tensor, l_mt: Tensor, dt: float) -> tuple[Tensor, Tensor]:
+        """Fibre length (m) and reported velocity (m/s), (B, M) each, after MotorNet's initial step: from the
+        passive equilibrium `l_eq` at min activation, one step of `dt` (s) with the passive force capped at 1."""
+        a = torch.full_like(l_eq, float(self.min_activation))
+        ln, flpe, flce = self.force_length(l_eq)
+        vn = self._contraction(a, l_mt, l_eq, ln, flpe.clamp_max(1.0), flce)[2]
+        velocity = vn * self.max_velocity
+        return l_eq + dt * self.fibre_length_rate(velocity), velocity
+
+    def motornet_rows(self, a: Tensor, l_mt: Tensor, l_m: Tensor, force_l_m: Tensor, velocity: Tensor
+                      ) -> tuple[Tensor, ...]:
+        """MotorNet's stored rows, (B, M) each: activation, the fibre length `l_m` (m), the reported `velocity`
+        (m/s), then the passive, tendon and active forces of the previous step's fibre length `force_l_m` (m)
+        on the stored path `l_mt` (m), and the force (N)."""
+        flpe = self.force_length(force_l_m)[1]
+        flse, active, _ = self._contraction(a, l_mt, force_l_m, *self.force_length(force_l_m))
+        return a, l_m, velocity, flpe, flse, active, flse * self.max_isometric_force
+
+    def motornet_length_rate(self, a: Tensor, l_m: Tensor, active: Tensor) -> Tensor:
+        """d(fibre length)/dt (m/s), (B, M), MotorNet's: vn l0_ce, vn from activation `a`, the force-length
+        factor of the current fibre length `l_m` (m) and the stored active force `active` (x Fmax)."""
+        ln, _, flce = self.force_length(l_m)
+        return self._fibre_velocity(a, ln, flce, active) * self.optimal_fibre_length
+
+
 MUSCLES: dict[str, type[Muscle]] = {
-    cls.kind: cls for cls in (LinearMuscle, KistemakerMuscle, ThelenMuscle, MujocoMuscle, CompliantKistemakerMuscle)
+    cls.kind: cls for cls in (LinearMuscle, KistemakerMuscle, ThelenMuscle, MujocoMuscle, CompliantKistemakerMuscle,
+                               MotorNetCompliantKistemakerMuscle)
 }
 
 
