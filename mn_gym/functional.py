@@ -49,7 +49,8 @@ class EnvState(NamedTuple):
     effector: the effector's state. task: the episode's task state (the task's own `State` type). t: (B,)
     long, steps since reset. proprioception: (B, lag + 1, 2M) and vision: (B, lag + 1, 2) delay lines, oldest
     first. actions: (B, n_stack, M) the last actions, oldest first. last_action: (B, M) the previous action as
-    the muscles take it (clipped to [min_activation, 1]).
+    the muscles take it (clipped to [min_activation, 1]). hand_velocity: (B, 2, 2) the hand velocities (m/s)
+    after the last two steps, oldest first (both the start velocity at reset), for the hand_jerk loss term.
     """
 
     effector: EffectorState
@@ -59,6 +60,7 @@ class EnvState(NamedTuple):
     vision: Tensor
     actions: Tensor
     last_action: Tensor
+    hand_velocity: Tensor
 
 
 @dataclass(frozen=True)
@@ -282,8 +284,7 @@ class Env:
     # ----------------------------------------------------------------------------------- sensing
     def proprioception(self, eff: EffectorState) -> Tensor:
         """Normalised fibre lengths and velocities now, (B, 2M)."""
-        length, velocity = self.effector.muscle.fibre_state(eff.activation, eff.mt_length, eff.mt_velocity,
-                                                            eff.fibre_length)
+        length, velocity = self.effector.fibre_state(eff)
         return torch.cat((length / self._length_scale, velocity / self._velocity_scale), dim=-1)
 
     def vision(self, eff: EffectorState) -> Tensor:
@@ -333,6 +334,7 @@ class Env:
         if eff.batch_size != b:
             raise ValueError(f"joint_state has batch {eff.batch_size}, but the env's batch_size is {b}")
         zeros_m = torch.zeros(b, self.action_size, dtype=self.dtype, device=self.device)
+        v0 = self.effector.cartesian(eff)[:, 2:]
         return EnvState(
             effector=eff,
             task=ts,
@@ -341,6 +343,7 @@ class Env:
             vision=delay_line(self.vision(eff), self.vision_lag),
             actions=zeros_m[:, None, :].expand(-1, self.sensing.action_frame_stacking, -1).clone(),
             last_action=zeros_m,
+            hand_velocity=torch.stack((v0, v0), dim=1),
         )
 
     def reset(self, seed: int | torch.Generator | None = None, options: dict[str, Any] | None = None
@@ -477,9 +480,11 @@ class Env:
             vision=push(state.vision, cart[:, :2]),
             actions=push(state.actions, action) if self.sensing.action_frame_stacking else state.actions,
             last_action=received,
+            hand_velocity=torch.stack((state.hand_velocity[:, 1], cart[:, 2:]), dim=1),
         )
         goal = task.goal(ts, t, self.dt)
-        terms = task.loss_terms(ts, StepOutcome(t, self.dt, cart, goal, received, state.last_action, eff))
+        terms = task.loss_terms(ts, StepOutcome(t, self.dt, cart, goal, received, state.last_action, eff,
+                                                   state.effector, self.effector, state.hand_velocity))
         if not terms.keys() <= task.weights.keys():
             raise KeyError(f"task {task.name!r} returned loss term(s) {sorted(terms.keys() - task.weights.keys())} "
                            f"that it does not declare in weight_defaults ({list(task.weights)})")

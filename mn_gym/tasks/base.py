@@ -39,7 +39,10 @@ class StepOutcome(NamedTuple):
     after the step (m, m/s). goal: (B, 2) where the hand should be at t (m). action: the excitation command of
     this step as the muscles take it, clipped to [min_activation, 1] (B, M): an action of -7 costs no more effort
     than 0 (motor noise is not the controller's effort). last_action: the previous step's (B, M). effector: the
-    effector state after the step.
+    effector state after the step. previous: the effector state before the step. model: the `Effector` (for
+    muscle forces). hand_velocity: (B, 2, 2) the hand velocities [vx, vy] (m/s) after the two steps before this
+    one, oldest first (at reset both are the start velocity). The last three are filled by the env; a
+    hand-built outcome may leave them None, then the terms that need them (force, force_rate, hand_jerk) raise.
     """
 
     t: Tensor
@@ -49,6 +52,18 @@ class StepOutcome(NamedTuple):
     action: Tensor
     last_action: Tensor
     effector: EffectorState
+    previous: EffectorState | None = None
+    model: Effector | None = None
+    hand_velocity: Tensor | None = None
+
+    def normalised_force(self, previous: bool = False) -> Tensor:
+        """Muscle forces / max isometric force (B, M), dimensionless, of the effector state after the step (of
+        the one before it with `previous`), as `Effector.muscle_force` reports them. Computed on each call."""
+        state = self.previous if previous else self.effector
+        if self.model is None or state is None:
+            raise ValueError("this StepOutcome has no effector model / previous state: the force terms need both")
+        fmax = self.model.muscle.max_isometric_force
+        return self.model.muscle_force(state) / fmax.clamp_min(torch.finfo(fmax.dtype).tiny)
 
 
 class Task:
@@ -58,7 +73,13 @@ class Task:
     velocity = hand speed (m/s) where the task wants the hand still (`still`); jerk = mean squared change of
     excitation between steps; precision = 1 - exp(-(d / 2r)^2), d the hand-goal distance and r the success
     radius: 0 at the goal, ~1 beyond a few r, a well whose slope rewards the last centimetres (position's slope
-    is the same everywhere). position and effort are always reported, the others when weighted.
+    is the same everywhere). Motor-control costs, weight 0 by default: force = mean over muscles of
+    (F / F_max)^2, F the muscle force after the step and F_max its max isometric force (dimensionless);
+    force_rate = mean over muscles of ((F_t - F_{t-1}) / F_max / dt)^2 (1/s^2), F_{t-1} the force before the
+    step; speed = hand speed |v| (m/s) at every step (velocity scores it only where `still`); hand_jerk =
+    |j|^2 ((m/s^3)^2) with j = (v_t - 2 v_{t-1} + v_{t-2}) / dt^2, the second backward difference of the hand
+    velocity (before the first steps the hand is taken to move at its start velocity). jerk remains the
+    excitation change. position and effort are always reported, the others when weighted.
     Reward = -sum_i weight_i term_i, and the BPTT loss is the mean of the same weighted sum, so RL and BPTT
     optimise one objective. A subclass adds a term by naming it in `weight_defaults` and returning it from
     `loss_terms`.
@@ -73,7 +94,8 @@ class Task:
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {}
     ordered: ClassVar[tuple[tuple[str, str], ...]] = ()
     weight_defaults: ClassVar[dict[str, float]] = {"position": 1.0, "effort": 1e-3, "velocity": 0.0, "jerk": 0.0,
-                                                   "precision": 0.0}
+                                                   "precision": 0.0, "force": 0.0, "force_rate": 0.0,
+                                                   "speed": 0.0, "hand_jerk": 0.0}
 
     def __init__(self, success_radius: float = 0.01, weights: dict[str, float] | None = None, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -161,6 +183,21 @@ class Task:
             terms["jerk"] = (change * change).mean(-1)
         if self.weights.get("precision"):
             terms["precision"] = 1.0 - torch.exp(-(distance / (2.0 * self.success_radius)) ** 2)
+        if self.weights.get("force") or self.weights.get("force_rate"):
+            force = step.normalised_force()
+            if self.weights.get("force"):
+                terms["force"] = (force * force).mean(-1)
+            if self.weights.get("force_rate"):
+                rate = (force - step.normalised_force(previous=True)) / step.dt
+                terms["force_rate"] = (rate * rate).mean(-1)
+        if self.weights.get("speed"):
+            terms["speed"] = torch.linalg.vector_norm(step.hand[:, 2:], dim=-1)
+        if self.weights.get("hand_jerk"):
+            if step.hand_velocity is None:
+                raise ValueError("the hand_jerk term needs StepOutcome.hand_velocity (the env fills it)")
+            v2, v1 = step.hand_velocity[:, 0], step.hand_velocity[:, 1]
+            j = (step.hand[:, 2:] - 2.0 * v1 + v2) / (step.dt * step.dt)
+            terms["hand_jerk"] = (j * j).sum(-1)
         return terms
 
 

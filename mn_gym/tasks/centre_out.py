@@ -57,7 +57,8 @@ class CentreOut(Task):
     arg_constraints = {"radius": constraints.positive, "n_targets": constraints.positive_integer,
                        "cue_min": constraints.nonnegative, "cue_max": constraints.nonnegative}
     ordered = (("cue_min", "cue_max"),)
-    weight_defaults = {"position": 1.0, "effort": 1e-3, "velocity": 0.1, "jerk": 0.0}
+    weight_defaults = {"position": 1.0, "effort": 1e-3, "velocity": 0.1, "jerk": 0.0, "force": 0.0,
+                       "force_rate": 0.0, "speed": 0.0, "hand_jerk": 0.0}
 
     def centre_joints(self, effector: Effector) -> list[float]:
         posture = self.params["centre_posture"]

@@ -45,7 +45,8 @@ class Posture(Task):
                        "onset_min": constraints.nonnegative, "onset_max": constraints.nonnegative,
                        "duration": constraints.positive}
     ordered = (("onset_min", "onset_max"),)
-    weight_defaults = {"position": 1.0, "effort": 1e-3, "velocity": 0.1, "jerk": 0.0}
+    weight_defaults = {"position": 1.0, "effort": 1e-3, "velocity": 0.1, "jerk": 0.0, "force": 0.0,
+                       "force_rate": 0.0, "speed": 0.0, "hand_jerk": 0.0}
 
     def sample(self, effector: Effector, batch: int, generator: torch.Generator | None,
                q0: Tensor | None = None) -> tuple[Tensor, PostureState]:
