@@ -14,7 +14,7 @@ import torch
 
 from mn_gym.core.effector import Effector
 from mn_gym.core.geometry import ViaPointGeometry
-from mn_gym.core.skeleton import PointMass, TwoLinkArm
+from mn_gym.core.skeleton import Elbow, PointMass, TwoLinkArm
 
 __all__ = ["HumanWindow", "Renderer", "lane_scene"]
 
@@ -36,7 +36,7 @@ def lane_scene(effector: Effector, state, goal: torch.Tensor, target: torch.Tens
     with torch.no_grad():
         q = state.effector.q[lane:lane + 1]
         sk = effector.skeleton
-        if isinstance(sk, TwoLinkArm):
+        if hasattr(sk, "joint_positions"):
             bones = sk.joint_positions(q)[0]
         else:
             bones = q[:, :2]
@@ -72,7 +72,10 @@ class Renderer:
         self.effector = effector
         self.dt = effector.dt if dt is None else dt
         sk = effector.skeleton
-        if isinstance(sk, TwoLinkArm):
+        if isinstance(sk, Elbow):
+            r, r0 = float(sk.length), float(sk.upper_arm_length)
+            xlim, ylim = (-1.05 * r0 - 0.05 * r, 1.05 * r), (-0.5 * r, 1.075 * r)
+        elif isinstance(sk, TwoLinkArm):
             r = float(sk.l1 + sk.l2)
             xlim, ylim = (-1.05 * r, 1.05 * r), (-0.5 * r, 1.075 * r)
         elif isinstance(sk, PointMass):
@@ -96,7 +99,7 @@ class Renderer:
         ax.set_facecolor(_BG)
         ax.axis("off")
         self.size = (height, width)
-        self.is_arm = isinstance(sk, TwoLinkArm)
+        self.is_arm = hasattr(sk, "joint_positions")
         from matplotlib.patches import Circle
 
         radius = max(success_radius, 0.012 * (xlim[1] - xlim[0]))  # visible even when the radius is small

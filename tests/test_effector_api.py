@@ -25,7 +25,7 @@ def _run(eff, steps=20, seed=0):
 def test_prebuilt_effectors_step(name, dtype):
     eff = mn_gym.make_effector(name, dtype=dtype)
     state = _run(eff)
-    assert state.q.dtype == dtype and state.q.shape == (4, 2)
+    assert state.q.dtype == dtype and state.q.shape == (4, eff.dof)
     assert torch.isfinite(eff.muscle_state(state)).all()
     assert ((state.q >= eff.skeleton.pos_lower) & (state.q <= eff.skeleton.pos_upper)).all()
     assert (state.activation >= float(eff.muscle.min_activation)).all() and (state.activation <= 1).all()

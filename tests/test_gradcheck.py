@@ -32,6 +32,7 @@ CASES = {
     "pointmass24": ("pointmass24", {}, PM_Q, PM_QD),
     "free_pointmass24": ("free_pointmass24", {}, PM_Q, PM_QD),
     "reacher": ("reacher", {}, ARM_Q, ARM_QD),
+    "elbow": ("elbow", {}, ([1.0], [1.6]), ([0.5], [-0.6])),
 }
 
 

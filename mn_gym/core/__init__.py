@@ -16,7 +16,7 @@ from mn_gym.core.muscle import (
 )
 from mn_gym.core.params import AccuracyWarning
 from mn_gym.core.prebuilt import EFFECTORS, EffectorBuilder, make_effector
-from mn_gym.core.skeleton import PointMass, TwoLinkArm
+from mn_gym.core.skeleton import Elbow, PointMass, TwoLinkArm
 
 __all__ = [
     "EFFECTORS",
@@ -27,6 +27,7 @@ __all__ = [
     "Effector",
     "EffectorBuilder",
     "EffectorState",
+    "Elbow",
     "KistemakerMuscle",
     "LinearMuscle",
     "MujocoMuscle",

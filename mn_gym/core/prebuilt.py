@@ -2,7 +2,8 @@
 custom ones whose muscles run along via points.
 
 Sources: arm26 skeleton and muscles after Kistemaker, Van Soest & Bobbert (2010) and Nijhof & Kouwenhoven
-(2000); point-mass effectors and the constant-moment-arm reacher as in MotorNet 0.3.0 (Codol et al. 2023).
+(2000); the elbow is arm26's forearm with the shoulder fixed at 90 deg;
+point-mass effectors and the constant-moment-arm reacher as in MotorNet 0.3.0 (Codol et al. 2023).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from mn_gym.core.effector import Effector
 from mn_gym.core.geometry import ConstantGeometry, PolynomialGeometry, ViaPointGeometry
 from mn_gym.core.muscle import LinearMuscle, muscle_class
-from mn_gym.core.skeleton import PointMass, Skeleton, TwoLinkArm
+from mn_gym.core.skeleton import Elbow, PointMass, Skeleton, TwoLinkArm
 
 ARM26_MUSCLES = ("pectoralis", "deltoid", "brachioradialis", "tricepslat", "biceps", "tricepslong")
 _ARM26 = {
@@ -113,8 +114,37 @@ def reacher(*, max_isometric_force: float = 1000.0, dt: float = 0.01, integrator
                     n_substeps=n_substeps, damping=damping, name="reacher")
 
 
+ELBOW_MUSCLES = ("biceps", "triceps")
+
+
+def elbow(muscle: str = "kistemaker", *, muscle_params: dict[str, Any] | None = None, viscosity: float = 0.0,
+          dt: float = 0.01, integrator: str = "euler", n_substeps: int = 1, damping: float = 0.0,
+          dtype: torch.dtype = torch.float32, device: Any = None) -> Effector:
+    """One-joint elbow (0-150 deg) with a flexor and an extensor rigid-tendon muscle on polynomial paths.
+
+    arm26 with the shoulder fixed at 90 deg (Kistemaker, Van Soest & Bobbert 2010): forearm and hand
+    1.43 kg, 0.333 m, inertia 0.096 kg m^2 about the elbow; "biceps" (414 N, moment arm 1.6-4.6 cm) and
+    "triceps" (arm26's tricepslong, 603 N, moment arm -3.0 to -1.3 cm), their shoulder terms vanishing at
+    90 deg. `muscle`: "kistemaker", "thelen" or "mujoco"; `muscle_params` overrides muscle parameters (lists
+    of 2); `viscosity` is the joint's (N m s/rad).
+    """
+    if muscle not in RIGID_MODELS:
+        raise ValueError(f"elbow takes a rigid-tendon muscle model {RIGID_MODELS}, got {muscle!r}")
+    opts = _options(dtype, device)
+    pick = (4, 5)  # arm26's biceps, tricepslong
+    params = {k: [_ARM26[k][i] for i in pick]
+              for k in ("max_isometric_force", "optimal_fibre_length", "tendon_slack_length")}
+    params.update(muscle_params or {})
+    geometry = PolynomialGeometry(2, 1, a0=[_ARM26["a0"][i] for i in pick], a1=[[_ARM26_A1[1][i] for i in pick]],
+                                  a2=[[_ARM26_A2[1][i] for i in pick]], offset=[0.0], **opts)
+    skeleton = Elbow(inertia=1.43 * 0.165**2 + 0.057, length=0.333, viscosity=viscosity, **opts)
+    return Effector(skeleton, muscle_class(muscle)(2, **params, **opts), geometry, ELBOW_MUSCLES, dt=dt,
+                    integrator=integrator, n_substeps=n_substeps, damping=damping, name="elbow")
+
+
 EFFECTORS: dict[str, Callable[..., Effector]] = {
     "arm26": arm26,
+    "elbow": elbow,
     "compliant_arm26": compliant_arm26,
     "pointmass24": pointmass24,
     "free_pointmass24": free_pointmass24,

@@ -1,4 +1,4 @@
-"""Skeletons: rigid-body dynamics of a planar point mass and a planar two-link arm, batched.
+"""Skeletons: rigid-body dynamics of a planar point mass, a planar two-link arm and a one-joint elbow, batched.
 
 Shapes: joint positions `q` and velocities `qd` are (B, dof); generalised forces (B, dof); endpoint forces
 (B, 2) in the world frame (N). Body-fixed points for muscle paths: `point_kinematics` gives their world
@@ -18,6 +18,7 @@ from torch.distributions import constraints
 from mn_gym.core.params import Component, FloatLike
 
 _TWO_DOF_ARM_UPPER = (math.radians(140), math.radians(160))  # MotorNet's TwoDofArm: shoulder, elbow (rad)
+_ELBOW_UPPER = math.radians(150)  # full flexion of the one-joint elbow (rad)
 
 
 class Skeleton(Component):
@@ -371,4 +372,89 @@ class TwoLinkArm(Skeleton):
         return self.gravity[0] * torch.sin(q[:, 0]) + self.gravity[1] * torch.sin(q[:, 0] + q[:, 1])
 
 
-SKELETONS: dict[str, type[Skeleton]] = {cls.kind: cls for cls in (PointMass, TwoLinkArm)}
+class Elbow(Skeleton):
+    """One-joint elbow: a forearm rotating about a fixed elbow in the horizontal plane, angle q in rad.
+
+    Body 1 is the forearm (body 0, the world, holds the upper arm, fixed along -x from the elbow at the
+    origin); q = 0 is the arm straight, q > 0 flexion. Dynamics: I qdd = tau - viscosity qd + J(q)^T F_endpoint,
+    with I the forearm-and-hand inertia about the elbow (kg m^2), the hand at l (cos q, sin q) m and
+    J = l (-sin q, cos q). Defaults: arm26's forearm (Kistemaker et al. 2010), I = m l_g^2 + I_g, elbow 0-150 deg.
+    """
+
+    kind = "elbow"
+    dof = 1
+    n_bodies = 2
+    arg_constraints = {"inertia": constraints.positive, "length": constraints.positive,
+                       "upper_arm_length": constraints.positive, "viscosity": constraints.nonnegative}
+
+    def __init__(
+        self,
+        inertia: FloatLike = 1.43 * 0.165**2 + 0.057,
+        length: FloatLike = 0.333,
+        upper_arm_length: FloatLike = 0.309,
+        viscosity: FloatLike = 0.0,
+        pos_lower: FloatLike = 0.0,
+        pos_upper: FloatLike = _ELBOW_UPPER,
+        vel_lower: FloatLike = -1000.0,
+        vel_upper: FloatLike = 1000.0,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self._set_tensors(dict(inertia=inertia, length=length, upper_arm_length=upper_arm_length,
+                               viscosity=viscosity, pos_lower=pos_lower, pos_upper=pos_upper, vel_lower=vel_lower,
+                               vel_upper=vel_upper), dtype, device)
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"inertia": (), "length": (), "upper_arm_length": (), "viscosity": (), **self._bound_shapes()}
+
+    def _refresh(self) -> None:
+        super()._refresh()
+        self._viscous = bool(self.viscosity != 0)
+
+    def jacobian_transpose_times(self, q: Tensor, force: Tensor) -> Tensor:
+        """J(q)^T F: elbow torque (B, 1) of an endpoint force F (B, 2) in the world frame."""
+        return self.length * (torch.cos(q) * force[:, 1:] - torch.sin(q) * force[:, :1])
+
+    def acceleration(self, q: Tensor, qd: Tensor, tau: Tensor, endpoint_force: Tensor | None) -> Tensor:
+        if endpoint_force is not None:
+            tau = tau + self.jacobian_transpose_times(q, endpoint_force)
+        if self._viscous:
+            tau = tau - self.viscosity * qd
+        return tau / self.inertia
+
+    def acceleration_vjp(self, q: Tensor, qd: Tensor, endpoint_force: Tensor | None, qdd: Tensor, g_qdd: Tensor
+                         ) -> tuple[Tensor | None, Tensor | None, Tensor, Tensor | None]:
+        w = g_qdd / self.inertia  # (B, 1)
+        g_qd = -self.viscosity * w if self._viscous else None
+        if endpoint_force is None:
+            return None, g_qd, w, None
+        c, s = torch.cos(q), torch.sin(q)
+        fx, fy = endpoint_force[:, :1], endpoint_force[:, 1:]
+        g_q = -self.length * (s * fy + c * fx) * w
+        return g_q, g_qd, w, self.length * torch.cat((-s * w, c * w), 1)
+
+    def joint_positions(self, q: Tensor) -> Tensor:
+        """Shoulder, elbow and hand positions (B, 3, 2) in m (the shoulder fixed at (-upper_arm_length, 0))."""
+        hand = self.length * torch.cat((torch.cos(q), torch.sin(q)), dim=-1)
+        shoulder = torch.zeros_like(hand)
+        shoulder[:, 0] = -self.upper_arm_length
+        return torch.stack((shoulder, torch.zeros_like(hand), hand), dim=1)
+
+    def endpoint(self, q: Tensor, qd: Tensor) -> Tensor:
+        x, y = self.length * torch.cos(q), self.length * torch.sin(q)
+        return torch.cat((x, y, -y * qd, x * qd), dim=-1)
+
+    def point_kinematics(self, q: Tensor, body: Tensor, local: Tensor) -> tuple[Tensor, Tensor]:
+        on_fore = (body >= 1).to(q.dtype)  # (P,)
+        angle = q * on_fore  # (B, P)
+        c, s = torch.cos(angle), torch.sin(angle)
+        pos = torch.stack((c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1]), dim=-1)
+        jac = (on_fore[:, None] * torch.stack((-pos[..., 1], pos[..., 0]), dim=-1)).unsqueeze(-1)
+        return pos, jac
+
+    def kinetic_energy(self, q: Tensor, qd: Tensor) -> Tensor:
+        return 0.5 * self.inertia * qd[:, 0] * qd[:, 0]
+
+
+SKELETONS: dict[str, type[Skeleton]] = {cls.kind: cls for cls in (PointMass, TwoLinkArm, Elbow)}
