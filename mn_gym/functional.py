@@ -50,7 +50,8 @@ class EnvState(NamedTuple):
     long, steps since reset. proprioception: (B, lag + 1, 2M) and vision: (B, lag + 1, 2) delay lines, oldest
     first. actions: (B, n_stack, M) the last actions, oldest first. last_action: (B, M) the previous action as
     the muscles take it (clipped to [min_activation, 1]). hand_velocity: (B, 2, 2) the hand velocities (m/s)
-    after the last two steps, oldest first (both the start velocity at reset), for the hand_jerk loss term.
+    after the last two steps, oldest first (both the start velocity at reset), for the hand_jerk loss term;
+    kept only when the task weights hand_jerk (else it stays at the start velocity: no work on the step).
     """
 
     effector: EffectorState
@@ -480,7 +481,8 @@ class Env:
             vision=push(state.vision, cart[:, :2]),
             actions=push(state.actions, action) if self.sensing.action_frame_stacking else state.actions,
             last_action=received,
-            hand_velocity=torch.stack((state.hand_velocity[:, 1], cart[:, 2:]), dim=1),
+            hand_velocity=torch.stack((state.hand_velocity[:, 1], cart[:, 2:]), dim=1) if task.weights.get("hand_jerk")
+            else state.hand_velocity,
         )
         goal = task.goal(ts, t, self.dt)
         terms = task.loss_terms(ts, StepOutcome(t, self.dt, cart, goal, received, state.last_action, eff,

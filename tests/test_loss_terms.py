@@ -102,7 +102,7 @@ def test_arm_make_passes_weights():
 
 
 def test_hand_velocity_history_in_the_state():
-    env = _env(batch=2)
+    env = _env({"hand_jerk": 1e-6}, batch=2)  # the history is kept only where hand_jerk is weighted
     state, _ = env.reset(seed=0)
     assert torch.equal(state.hand_velocity[:, 0], state.hand_velocity[:, 1])
     vs = []

@@ -599,8 +599,8 @@ class MotorNetCompliantKistemakerMuscle(CompliantKistemakerMuscle):
         """MotorNet's stored rows, (B, M) each: activation, the fibre length `l_m` (m), the reported `velocity`
         (m/s), then the passive, tendon and active forces of the previous step's fibre length `force_l_m` (m)
         on the stored path `l_mt` (m), and the force (N)."""
-        flpe = self.force_length(force_l_m)[1]
-        flse, active, _ = self._contraction(a, l_mt, force_l_m, *self.force_length(force_l_m))
+        ln, flpe, flce = self.force_length(force_l_m)
+        flse, active, _ = self._contraction(a, l_mt, force_l_m, ln, flpe, flce)
         return a, l_m, velocity, flpe, flse, active, flse * self.max_isometric_force
 
     def motornet_length_rate(self, a: Tensor, l_m: Tensor, active: Tensor) -> Tensor:
