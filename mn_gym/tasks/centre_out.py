@@ -25,12 +25,14 @@ class CentreOutState(NamedTuple):
 
 
 class CurlFieldState(NamedTuple):
-    """As `CentreOutState`, plus field (B,): the curl-field gain k (N s/m) of the trial, 0 on catch trials."""
+    """As `CentreOutState`, plus field (B,): the curl-field gain k (N s/m) of the trial, 0 on catch and
+    force-channel trials; channel (B,) bool: a force-channel (probe) trial."""
 
     target: Tensor
     origin: Tensor
     cue_step: Tensor
     field: Tensor
+    channel: Tensor
 
 
 class CentreOut(Task):
@@ -97,23 +99,43 @@ class CentreOut(Task):
 
 
 class CurlField(CentreOut):
-    """Centre-out reaching in a velocity-dependent curl field F = k [-vy, vx] (N), k in N s/m.
+    """Centre-out reaching in a velocity-dependent curl field F = k [-vy, vx] (N), k in N s/m, with catch and
+    force-channel probe trials as in adaptation studies (Shadmehr & Mussa-Ivaldi 1994; Scheidt et al. 2000).
 
-    State `CurlFieldState` (the centre-out state and the trial's gain). With probability `catch_probability` a
-    trial is a catch trial: the field is off. All else as `CentreOut`.
+    | | |
+    |---|---|
+    | state | `CurlFieldState`: the centre-out state, the trial's field gain and whether it is a channel trial |
+    | field trial | F = k [-vy, vx] on the hand |
+    | catch trial | probability `catch_probability`: no force at all |
+    | channel trial | probability `channel_probability`: no field; a spring-damper toward the straight centre-target |
+    | | line, F = -(K d + B v_perp) n, n the line's counter-clockwise normal, d and v_perp the hand's |
+    | | offset (m) and velocity (m/s) along n, K = `channel_stiffness` (N/m), B = `channel_damping` (N s/m) |
+    | all else | as `CentreOut` |
+
+    On a channel trial the hand stays on the line, and the force the channel takes (`compensation`) measures the
+    lateral force the controller makes in anticipation of the field: after full adaptation it equals the field's
+    push k |v| (Smith, Ghazizadeh & Shadmehr 2006 regress one on the other for an adaptation index).
     """
 
     name = "curl_field"
     State = CurlFieldState
-    defaults = {**CentreOut.defaults, "k": 15.0, "catch_probability": 0.0}
+    defaults = {**CentreOut.defaults, "k": 15.0, "catch_probability": 0.0, "channel_probability": 0.0,
+                "channel_stiffness": 2000.0, "channel_damping": 50.0}
     arg_constraints = {**CentreOut.arg_constraints, "k": constraints.interval(-1000.0, 1000.0),
-                       "catch_probability": constraints.unit_interval}
+                       "catch_probability": constraints.unit_interval,
+                       "channel_probability": constraints.unit_interval,
+                       # stiffer or more damped channels outrun the explicit 10 ms step of arm26
+                       "channel_stiffness": constraints.interval(0.0, 10000.0),
+                       "channel_damping": constraints.interval(0.0, 100.0)}
     # |k| (N s/m) beyond which arm26 at its 10 ms step runs away: with random excitations (0-0.5) the peak joint
     # speed is 20 rad/s at k = 15, 57 at 50, 177 at 100 and the 1000 rad/s clamp at 400; studies use 10-20
     max_accurate_k: ClassVar[float] = 40.0
 
     def __init__(self, success_radius: float = 0.01, weights: dict[str, float] | None = None, **params: Any) -> None:
         super().__init__(success_radius, weights, **params)
+        if self.params["catch_probability"] + self.params["channel_probability"] > 1.0:
+            raise ValueError(f"task {self.name!r}: catch_probability + channel_probability must be <= 1, got "
+                             f"{self.params['catch_probability']} + {self.params['channel_probability']}")
         if abs(self.params["k"]) > self.max_accurate_k:
             warnings.warn(f"curl field gain k = {self.params['k']} N s/m: beyond |k| = {self.max_accurate_k:g} the "
                           "explicit step lets the arm run away (joint speeds of 100s of rad/s, up to the velocity "
@@ -121,10 +143,31 @@ class CurlField(CentreOut):
 
     def state_for(self, effector: Effector, centre: Tensor, index: Tensor, generator: torch.Generator | None
                   ) -> CurlFieldState:
-        p = self.params["catch_probability"]
+        p_catch, p_channel = self.params["catch_probability"], self.params["channel_probability"]
         reach = super().state_for(effector, centre, index, generator)
-        catch = torch.rand(centre.shape[0], generator=generator, dtype=effector.dtype, device=effector.device) < p
-        return CurlFieldState(*reach, torch.where(catch, 0.0, float(self.params["k"])))
+        u = torch.rand(centre.shape[0], generator=generator, dtype=effector.dtype, device=effector.device)
+        channel = (u >= p_catch) & (u < p_catch + p_channel)
+        field = torch.where((u < p_catch) | channel, 0.0, float(self.params["k"]))
+        return CurlFieldState(*reach, field, channel)
+
+    def channel_normal(self, ts: CurlFieldState) -> Tensor:
+        """(B, 2) the unit counter-clockwise normal of the straight centre-target line."""
+        e = ts.target - ts.origin
+        e = e / torch.linalg.vector_norm(e, dim=-1, keepdim=True).clamp_min(torch.finfo(e.dtype).tiny)
+        return torch.stack((-e[:, 1], e[:, 0]), dim=-1)
+
+    def compensation(self, ts: CurlFieldState, cartesian: Tensor) -> Tensor:
+        """(B,) N: the channel's force on the hand along the line's normal, given the endpoint state (B, 4); on
+        a channel trial it balances the controller's own lateral push, so it reads k |v| when the controller
+        fully anticipates the field (0 off channel trials)."""
+        n = self.channel_normal(ts)
+        offset = ((cartesian[:, :2] - ts.origin) * n).sum(-1)
+        lateral_velocity = (cartesian[:, 2:] * n).sum(-1)
+        force = -(self.params["channel_stiffness"] * offset + self.params["channel_damping"] * lateral_velocity)
+        return torch.where(ts.channel, force, torch.zeros_like(force))
 
     def endpoint_load(self, ts: CurlFieldState, t: Tensor, dt: float, cartesian: Tensor) -> Tensor:
-        return ts.field[:, None] * torch.stack((-cartesian[:, 3], cartesian[:, 2]), dim=-1)
+        curl = ts.field[:, None] * torch.stack((-cartesian[:, 3], cartesian[:, 2]), dim=-1)
+        if not self.params["channel_probability"]:
+            return curl
+        return curl + self.compensation(ts, cartesian)[:, None] * self.channel_normal(ts)
