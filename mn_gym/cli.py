@@ -1,10 +1,12 @@
-"""The `mn-gym` command line: list envs, train (BPTT, PPO, SAC, RecurrentPPO), evaluate, render, benchmark, sweep.
+"""The `mn-gym` command line: list envs, train (BPTT, PPO, SAC, RecurrentPPO), evaluate, render, analyze,
+benchmark, sweep.
 
     mn-gym list
     mn-gym train --minutes 2                      # BPTT on ArmReach-v0 -> runs/ArmReach-v0/bptt/seed0
     mn-gym train --algo ppo --env ArmReach-v0 --minutes 10 --out runs/arm-ppo
     mn-gym eval runs/arm-ppo
     mn-gym render runs/ArmReach-v0/bptt/seed0 --out reach.gif
+    mn-gym analyze runs/ArmCentreOut-v0/bptt/seed0  # PCA, tuning, fixed points, behaviour -> <run>/analysis
     mn-gym bench faces --quick
     mn-gym sweep --envs PointMassReach-v0 ArmReach-v0 --algos bptt ppo --seeds 0 1 --minutes 2 --out runs/grid
     mn-gym report runs/grid --reference runs/reference
@@ -209,6 +211,22 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from mn_gym.analysis import analyze_run
+
+    torch.set_num_threads(args.threads)
+    result = analyze_run(args.run, out_dir=args.out, episodes_per_target=args.episodes_per_target)
+    hidden = (f"{result['n_tuned_units']}/{result['n_hidden']} units tuned, {result['fixed_points_unique']} fixed "
+              f"points ({result['fixed_points_stable']} stable)" if "n_hidden" in result
+              else "no hidden-state analysis (not a GRU policy)")
+    print(f"{result['env_id']} {result['algo']}, {result['episodes']} episodes: success "
+          f"{100 * result['success_rate']:.1f} %, mean final distance {100 * result['mean_final_distance_m']:.2f} "
+          f"cm; {hidden}" + (f"; adaptation index {result['adaptation_index']:.2f}" if "adaptation_index" in result
+                            else ""))
+    print(f"wrote {result['out_dir']} (analysis.json, {', '.join(result['files'])})")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------- bench, sweep
 def cmd_bench(args: argparse.Namespace) -> int:
     import importlib
@@ -311,6 +329,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width", type=_positive_int, default=400, help="frame width in pixels")
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("analyze", help="hidden-state PCA, tuning, fixed points and behaviour figures of a run",
+                       formatter_class=fmt, description=(
+                           "Analyse a run folder's policy on deterministic episodes (each centre-out target "
+                           "--episodes-per-target times, else 64): behaviour (hand paths, speed, muscle activation), "
+                           "and for GRU policies (bptt) PCA of the hidden states, cosine tuning over the movement "
+                           "window and fixed points under the hold input; on curl-field envs the force-channel "
+                           "adaptation index. Writes figures and analysis.json into --out."))
+    p.add_argument("run", type=Path, help="a run folder written by 'mn-gym train'")
+    p.add_argument("--out", type=Path, help="output folder (default: <run>/analysis)")
+    p.add_argument("--episodes-per-target", type=_positive_int, default=1,
+                   help="episodes of each target on centre-out tasks")
+    p.add_argument("--threads", type=_positive_int, default=1)
+    p.set_defaults(func=cmd_analyze)
 
     from mn_gym.bench import BENCHMARKS
     p = sub.add_parser("bench", help="speed tables, MotorNet side by side when installed", formatter_class=fmt,

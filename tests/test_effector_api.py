@@ -243,8 +243,9 @@ def test_builder_errors():
 
 def test_compiled_effector_matches_eager_and_keeps_checks():
     """The optional torch.compile path (the only compile in the suite) gives the eager physics."""
-    eff = mn_gym.make_effector("arm26")
+    eff = mn_gym.make_effector("arm26", n_substeps=2)  # sub-steps: one is compiled, called n_substeps times
     fast = compile_effector(eff)
+    assert fast.n_substeps == 2 and fast.dt == eff.dt
     g = torch.Generator().manual_seed(3)
     a = b = eff.random_initial_state(4, g)
     for _ in range(5):
