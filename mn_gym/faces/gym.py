@@ -60,8 +60,9 @@ class MnGymEnv(gymnasium.Env):
 
     | Term             | Size   | Observation                                                 | Unit   |
     |------------------|--------|-------------------------------------------------------------|--------|
-    | `target`         | 2      | target x, y (tracking: the moving target now)               | m      |
-    | `go_cue`         | 1      | centre-out and curl-field tasks only: 0 before, 1 after     | -      |
+    | `target`         | 2      | target x, y (tracking: the moving target now; not sequences) | m     |
+    | `targets`        | 2 n    | sequences only: the n targets' x, y, in order               | m      |
+    | `go_cue`         | 1      | tasks with a go cue (centre-out, curl field, delayed reach, sequence): 0 before, 1 after | - |
     | `hand`           | 2      | hand x, y, delayed by `vision_delay`                        | m      |
     | `fibre_length`   | M      | fibre lengths / optimal length, delayed by `proprioception_delay` | - |
     | `fibre_velocity` | M      | fibre velocities / max velocity, same delay                 | -      |

@@ -2,11 +2,13 @@
 
 from mn_gym.tasks.base import ReachState, StepOutcome, Task
 from mn_gym.tasks.centre_out import CentreOut, CentreOutState, CurlField, CurlFieldState
+from mn_gym.tasks.cued import CuedReachState, CuedTask, DelayedReach, Sequence, SequenceState
 from mn_gym.tasks.posture import Posture, PostureState
 from mn_gym.tasks.reach import RandomReach
 from mn_gym.tasks.tracking import Tracking, TrackingState
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (RandomReach, CentreOut, CurlField, Posture, Tracking)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (RandomReach, CentreOut, CurlField, DelayedReach, Sequence,
+                                                           Posture, Tracking)}
 
 
 def register_task(cls: type[Task], *, overwrite: bool = False) -> type[Task]:
@@ -33,6 +35,6 @@ def task_class(name: str) -> type[Task]:
         raise ValueError(f"unknown task {name!r}; known: {sorted(TASKS)}") from None
 
 
-__all__ = ["TASKS", "CentreOut", "CentreOutState", "CurlField", "CurlFieldState", "Posture", "PostureState",
-           "RandomReach", "ReachState", "StepOutcome", "Task", "Tracking", "TrackingState", "register_task",
-           "task_class"]
+__all__ = ["TASKS", "CentreOut", "CentreOutState", "CuedReachState", "CuedTask", "CurlField", "CurlFieldState",
+           "DelayedReach", "Posture", "PostureState", "RandomReach", "ReachState", "Sequence", "SequenceState",
+           "StepOutcome", "Task", "Tracking", "TrackingState", "register_task", "task_class"]

@@ -13,7 +13,8 @@ from torch.distributions import constraints
 from mn_gym.core.effector import Effector
 from mn_gym.core.params import AccuracyWarning
 from mn_gym.core.skeleton import TwoLinkArm
-from mn_gym.tasks.base import Task, at_rest, hand_position
+from mn_gym.tasks.base import at_rest, hand_position
+from mn_gym.tasks.cued import CuedTask
 
 
 class CentreOutState(NamedTuple):
@@ -35,7 +36,7 @@ class CurlFieldState(NamedTuple):
     channel: Tensor
 
 
-class CentreOut(Task):
+class CentreOut(CuedTask):
     """Hold at a fixed centre, then reach one of `n_targets` targets on a circle when the go cue comes on.
 
     | | |
@@ -54,13 +55,9 @@ class CentreOut(Task):
 
     name = "centre_out"
     State = CentreOutState
-    observation_terms = (("target", 2), ("go_cue", 1))
-    defaults = {"radius": 0.1, "n_targets": 8, "cue_min": 0.1, "cue_max": 0.3, "centre_posture": None}
+    defaults = {"radius": 0.1, "n_targets": 8, **CuedTask.defaults, "centre_posture": None}
     arg_constraints = {"radius": constraints.positive, "n_targets": constraints.positive_integer,
-                       "cue_min": constraints.nonnegative, "cue_max": constraints.nonnegative}
-    ordered = (("cue_min", "cue_max"),)
-    weight_defaults = {"position": 1.0, "effort": 1e-3, "velocity": 0.1, "jerk": 0.0, "force": 0.0,
-                       "force_rate": 0.0, "speed": 0.0, "hand_jerk": 0.0}
+                       **CuedTask.arg_constraints}
 
     def centre_joints(self, effector: Effector) -> list[float]:
         posture = self.params["centre_posture"]
@@ -81,21 +78,9 @@ class CentreOut(Task):
     def state_for(self, effector: Effector, centre: Tensor, index: Tensor, generator: torch.Generator | None
                   ) -> CentreOutState:
         """Task state for targets `index` (B,) around `centre` (B, 2)."""
-        opts = {"dtype": effector.dtype, "device": effector.device}
         angle = index.to(effector.dtype) * (2 * math.pi / int(self.params["n_targets"]))
         target = centre + self.params["radius"] * torch.stack((torch.cos(angle), torch.sin(angle)), dim=-1)
-        lo, hi = self.params["cue_min"], self.params["cue_max"]
-        cue_s = lo + (hi - lo) * torch.rand(centre.shape[0], generator=generator, **opts)
-        return CentreOutState(target, centre, torch.round(cue_s / effector.dt).long())
-
-    def goal(self, ts: CentreOutState, t: Tensor, dt: float) -> Tensor:
-        return torch.where((t >= ts.cue_step)[:, None], ts.target, ts.origin)
-
-    def still(self, ts: CentreOutState, t: Tensor, dt: float) -> Tensor:
-        return t < ts.cue_step
-
-    def observe(self, ts: CentreOutState, t: Tensor, dt: float) -> dict[str, Tensor]:
-        return {"target": ts.target, "go_cue": (t >= ts.cue_step).to(ts.target.dtype)[:, None]}
+        return CentreOutState(target, centre, self.cue_steps(effector, centre.shape[0], generator))
 
 
 class CurlField(CentreOut):
