@@ -18,7 +18,10 @@ Observation: the terms of `observation_terms` concatenated in order, by name: th
 a go cue for tasks with one; whatever a new task declares), then `hand` (endpoint x, y, delayed by
 `vision_delay`), `fibre_length` (/ optimal length) and `fibre_velocity` (/ max velocity), delayed by
 `proprioception_delay`, then `past_actions` (the last `action_frame_stacking` actions, oldest first). Noise
-(`*_noise`, standard deviations) is additive Gaussian; `deterministic=True` removes every source.
+(`*_noise`, standard deviations) is additive Gaussian; `deterministic=True` removes every source. The setting
+`proprioception` picks what the muscles report (`PROPRIOCEPTION`): "fibre" (the default: fibre length and
+velocity, as above), "spindle" (`spindle_ia`, `spindle_ii`: muscle spindle primary and secondary firing) or
+"spindle_gto" (those and `gto_ib`, Golgi tendon organ firing), M columns each, from `mn_gym.afferents`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from mn_gym import afferents
 from mn_gym.core.effector import Effector, EffectorState
 from mn_gym.core.prebuilt import EFFECTORS, make_effector
 from mn_gym.sensing import delay_line, delay_steps, push
@@ -47,7 +51,7 @@ class EnvState(NamedTuple):
     """Everything that changes during an episode, (B, ...) each.
 
     effector: the effector's state. task: the episode's task state (the task's own `State` type). t: (B,)
-    long, steps since reset. proprioception: (B, lag + 1, 2M) and vision: (B, lag + 1, 2) delay lines, oldest
+    long, steps since reset. proprioception: (B, lag + 1, 2M or 3M) and vision: (B, lag + 1, 2) delay lines, oldest
     first. actions: (B, n_stack, M) the last actions, oldest first. last_action: (B, M) the previous action as
     the muscles take it (clipped to [min_activation, 1]). hand_velocity: (B, 2, 2) the hand velocities (m/s)
     after the last two steps, oldest first (both the start velocity at reset), for the hand_jerk loss term;
@@ -64,9 +68,18 @@ class EnvState(NamedTuple):
     hand_velocity: Tensor
 
 
+PROPRIOCEPTION: dict[str, tuple[str, ...]] = {
+    "fibre": ("fibre_length", "fibre_velocity"),  # fibre length / optimal length, fibre velocity / max velocity
+    "spindle": ("spindle_ia", "spindle_ii"),  # spindle Ia and II firing / 100 imp/s (mn_gym.afferents)
+    "spindle_gto": ("spindle_ia", "spindle_ii", "gto_ib"),  # and Golgi tendon organ Ib firing / 100 imp/s
+}
+
+
 @dataclass(frozen=True)
 class SensorySettings:
-    """Delays (s) and noise standard deviations of the observation pipeline."""
+    """Delays (s) and noise standard deviations of the observation pipeline, and what proprioception reports:
+    `proprioception` is one of `PROPRIOCEPTION` ("fibre", "spindle", "spindle_gto"); `proprioception_noise`
+    applies to each of its terms."""
 
     proprioception_delay: float = 0.02
     vision_delay: float = 0.05
@@ -75,6 +88,7 @@ class SensorySettings:
     vision_noise: float = 0.0
     observation_noise: float = 0.0
     action_frame_stacking: int = 0
+    proprioception: str = "fibre"
 
 
 ENV_SETTINGS = ("episode_duration", "deterministic", "seed", *(f.name for f in fields(SensorySettings)))
@@ -200,6 +214,11 @@ class Env:
         stack = s.action_frame_stacking
         if not isinstance(stack, int) or isinstance(stack, bool) or stack < 0:
             raise ValueError(f"action_frame_stacking must be an int >= 0, got {stack!r}")
+        if not isinstance(s.proprioception, str) or s.proprioception not in PROPRIOCEPTION:
+            raise ValueError(f"proprioception must be one of {list(PROPRIOCEPTION)}, got {s.proprioception!r}")
+        if s.proprioception != "fibre" and not hasattr(effector.muscle, "optimal_fibre_length"):
+            raise ValueError(f"proprioception={s.proprioception!r} needs a Hill-type muscle (optimal fibre length, "
+                             f"max velocity); effector {effector.name!r} has a {type(effector.muscle).__name__}")
         if not isinstance(deterministic, bool):
             raise TypeError(f"deterministic must be a bool, got {deterministic!r}")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
@@ -213,7 +232,7 @@ class Env:
         m = effector.n_muscles
         self.action_size = m
         self.observation_terms: tuple[tuple[str, int], ...] = (
-            *task.observation_terms, ("hand", 2), ("fibre_length", m), ("fibre_velocity", m),
+            *task.observation_terms, ("hand", 2), *((name, m) for name in PROPRIOCEPTION[s.proprioception]),
             *((("past_actions", stack * m),) if stack else ()))
         self.obs_size = sum(size for _, size in self.observation_terms)
         self._length_scale, self._velocity_scale = effector.muscle.proprioception_scale()
@@ -268,8 +287,7 @@ class Env:
         if self.deterministic or not any((s.action_noise, s.proprioception_noise, s.vision_noise,
                                           s.observation_noise)):
             return None
-        sensor = {"hand": s.vision_noise, "fibre_length": s.proprioception_noise,
-                  "fibre_velocity": s.proprioception_noise}
+        sensor = {"hand": s.vision_noise, **dict.fromkeys(PROPRIOCEPTION[s.proprioception], s.proprioception_noise)}
         cols = [s.action_noise] * self.action_size
         for name, size in self.observation_terms:
             cols += [math.sqrt(sensor.get(name, 0.0) ** 2 + s.observation_noise ** 2)] * size
@@ -284,9 +302,19 @@ class Env:
 
     # ----------------------------------------------------------------------------------- sensing
     def proprioception(self, eff: EffectorState) -> Tensor:
-        """Normalised fibre lengths and velocities now, (B, 2M)."""
+        """What the muscles report now, the terms of `PROPRIOCEPTION[sensing.proprioception]` side by side: (B, 2M)
+        normalised fibre lengths and velocities ("fibre"); (B, 2M) spindle Ia and II firing ("spindle"); (B, 3M)
+        those and tendon organ Ib firing ("spindle_gto"), rates / 100 imp/s (`mn_gym.afferents`)."""
         length, velocity = self.effector.fibre_state(eff)
-        return torch.cat((length / self._length_scale, velocity / self._velocity_scale), dim=-1)
+        kind = self.sensing.proprioception
+        if kind == "fibre":
+            return torch.cat((length / self._length_scale, velocity / self._velocity_scale), dim=-1)
+        ln, vn = length / self._length_scale, velocity / self._velocity_scale
+        parts = [afferents.spindle_ia(ln, vn, self._length_scale, self._velocity_scale),
+                 afferents.spindle_ii(ln, self._length_scale)]
+        if kind == "spindle_gto":
+            parts.append(afferents.gto_ib(self.effector.muscle_force(eff), self.effector.muscle.max_isometric_force))
+        return torch.cat(parts, dim=-1)
 
     def vision(self, eff: EffectorState) -> Tensor:
         """Endpoint position now, (B, 2)."""

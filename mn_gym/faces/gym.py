@@ -62,11 +62,17 @@ class MnGymEnv(gymnasium.Env):
     |------------------|--------|-------------------------------------------------------------|--------|
     | `target`         | 2      | target x, y (tracking: the moving target now; not sequences) | m     |
     | `targets`        | 2 n    | sequences only: the n targets' x, y, in order               | m      |
-    | `go_cue`         | 1      | tasks with a go cue (centre-out, curl field, delayed reach, sequence): 0 before, 1 after | - |
+    | `go_cue`         | 1      | go-cue tasks (centre-out, curl field, delayed, sequence): 0, 1 | -   |
     | `hand`           | 2      | hand x, y, delayed by `vision_delay`                        | m      |
     | `fibre_length`   | M      | fibre lengths / optimal length, delayed by `proprioception_delay` | - |
     | `fibre_velocity` | M      | fibre velocities / max velocity, same delay                 | -      |
+    | `spindle_ia`     | M      | spindle Ia firing / 100 imp/s, same delay (note 1)          | -      |
+    | `spindle_ii`     | M      | spindle II firing / 100 imp/s, same delay (note 1)          | -      |
+    | `gto_ib`         | M      | Golgi tendon organ Ib firing / 100 imp/s, same delay (note 1) | -    |
     | `past_actions`   | k * M  | the last `action_frame_stacking` (k) excitations, oldest first | -   |
+
+    Note 1: `proprioception="spindle"` replaces the two fibre terms with `spindle_ia`, `spindle_ii`;
+    `"spindle_gto"` with those and `gto_ib` (`mn_gym.afferents`; `ArmReachSpindle-v0`).
 
     The terms are the functional env's declared `observation_terms` (a task may declare its own), in order;
     `env.unwrapped.observation_slices()` gives each term's columns.
@@ -103,7 +109,7 @@ class MnGymEnv(gymnasium.Env):
     accepted (`mn_gym.catalogue.entry(id).valid_kwargs()`; an unknown name raises and lists them): effector
     settings (`muscle`, `integrator`, `dt`, `n_substeps`, `damping`, `muscle_params`, ...), task settings
     (`success_radius`, `weights`, `k`, ...), sensing (`proprioception_delay`, `vision_delay`, `*_noise`,
-    `action_frame_stacking`, `deterministic`), `episode_duration` and `seed`; and the face's own:
+    `action_frame_stacking`, `proprioception`, `deterministic`), `episode_duration` and `seed`; and the face's own:
 
     | Argument            | Default | Meaning                                                        |
     |---------------------|---------|----------------------------------------------------------------|
