@@ -6,3 +6,6 @@ set -euo pipefail
 mn-gym sweep --envs ArmCentreOut-v0 ArmCurlField-v0 ArmCurlFieldChannel-v0 ArmTrack-v0 ElbowReach-v0 \
     CompliantArmReach-v1 ArmDelayedReach-v0 ArmSequence-v0 --algos bptt --seeds 0 --minutes 10 \
     --out baselines/results/bptt_all --workers 2 --no-progress "$@"
+# hidden-state PCA, tuning, fixed points and behaviour of the centre-out controller (each target 4 times)
+mn-gym analyze baselines/results/bptt_all/ArmCentreOut-v0/bptt/seed0 --out baselines/results/centre_out_analysis \
+    --episodes-per-target 4

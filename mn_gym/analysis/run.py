@@ -93,6 +93,9 @@ def _hidden_analyses(policy: torch.nn.Module, ro: Rollout, env: Env, angles: Ten
         "fixed_points_converged": int(fixed.converged.sum()),
         "fixed_points_unique": int(fixed.unique.shape[0]),
         "fixed_points_stable": int(fixed.stable.sum()),
+        # a trained controller's hold input may have slow points rather than fixed points: the slowest speed
+        # q = 0.5 |F(h) - h|^2 found says how close the search came
+        "fixed_point_min_speed": float(fixed.speed.min()),
     }
     return numbers, written
 
