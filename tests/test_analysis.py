@@ -5,20 +5,13 @@ import math
 
 import pytest
 import torch
+from test_cli import run_cli
 
 import mn_gym
-from mn_gym import analysis, cli
+from mn_gym import analysis
 from mn_gym.analysis import run as analysis_run
 
 torch.set_num_threads(1)
-
-
-def run_cli(*argv, expect=0):
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    assert code == expect, f"mn-gym {' '.join(map(str, argv))} exited {code}, expected {expect}"
 
 
 # ------------------------------------------------------------------------------------------------ PCA
