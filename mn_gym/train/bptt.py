@@ -7,7 +7,11 @@
 
 One iteration = one batch of `batch_size` episodes rolled out from fresh random starts. The loss is the mean
 over steps and episodes of the env's weighted loss terms (= -reward), so BPTT and RL optimise the same
-objective. Adam, with the gradient norm clipped to `grad_clip`. With `truncation=k` the episode is cut into
+objective, plus, when `activity_weight` / `activity_rate_weight` are set, activity regularisation of the policy's
+hidden states: `activity_weight` * mean h^2 + `activity_rate_weight` * mean (h_t - h_{t-1})^2, means over steps,
+episodes and units (`activity_loss`; a `ModularGRUPolicy`'s areas' current states, not its delay history); the
+logged `train_loss` includes these terms, the held-out `eval_loss` does not. Adam, with the gradient norm clipped
+to `grad_clip`. With `truncation=k` the episode is cut into
 windows of k steps: the optimiser steps after each window, and the env state and policy hidden state are
 detached between windows (gradients do not flow across a window boundary).
 
@@ -35,6 +39,7 @@ import mn_gym
 from mn_gym.compilation import compile_effector
 from mn_gym.files import load_tensors, save_tensors
 from mn_gym.functional import Env
+from mn_gym.modular import ModularGRUPolicy
 from mn_gym.train.common import (
     Budget,
     Clock,
@@ -48,7 +53,8 @@ from mn_gym.train.common import (
 )
 from mn_gym.train.settings import BPTTSettings, LRSchedule
 
-__all__ = ["CHECKPOINT", "CURVE_FIELDS", "detach_state", "load_checkpoint", "lr_factor", "train_bptt"]
+__all__ = ["CHECKPOINT", "CURVE_FIELDS", "activity", "activity_loss", "detach_state", "load_checkpoint", "lr_factor",
+           "policy_from_spec", "train_bptt"]
 
 CURVE_FIELDS = ("iteration", "env_steps", "train_time_s", "train_cpu_s", "elapsed_s", "lr", "train_loss",
                 "train_final_distance", "eval_final_distance", "eval_success_rate", "eval_loss")
@@ -92,11 +98,50 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def _policy_spec(policy: nn.Module) -> dict[str, Any]:
+    """What a checkpoint records of its policy's architecture: the class name, the sizes and, for a
+    `ModularGRUPolicy`, its `config()` (`policy_from_spec` rebuilds either)."""
     spec: dict[str, Any] = {"class": type(policy).__name__}
     for key in ("n_obs", "n_muscles", "n_hidden"):
         if hasattr(policy, key):
             spec[key] = getattr(policy, key)
+    if isinstance(policy, ModularGRUPolicy):
+        spec["config"] = policy.config()
     return spec
+
+
+def policy_from_spec(spec: dict[str, Any]) -> nn.Module:
+    """A fresh (untrained) policy of the architecture a checkpoint's `policy_spec` records: a `GRUPolicy` or a
+    `ModularGRUPolicy`. Raises a ValueError for another class, KeyError / TypeError for an incomplete spec."""
+    if spec["class"] == "GRUPolicy":
+        return mn_gym.GRUPolicy(spec["n_obs"], spec["n_muscles"], n_hidden=spec["n_hidden"])
+    if spec["class"] == "ModularGRUPolicy":
+        return ModularGRUPolicy.from_config(spec["config"])
+    raise ValueError(f"unknown policy class {spec['class']!r} (mn_gym rebuilds GRUPolicy and ModularGRUPolicy)")
+
+
+def activity(policy: nn.Module, hidden: Tensor) -> Tensor:
+    """The columns of recorded hidden states (..., H) that activity regularisation penalises: the areas'
+    current states of a `ModularGRUPolicy` (its delay history left out, `current_state`), all of them otherwise."""
+    if hasattr(policy, "current_state"):
+        return policy.current_state(hidden)
+    return hidden
+
+
+def activity_loss(policy: nn.Module, hidden: Tensor, previous: Tensor | None, weight: float,
+                  rate_weight: float) -> Tensor | float:
+    """`weight` * mean h^2 + `rate_weight` * mean (h_t - h_{t-1})^2 over steps, episodes and units, of the
+    hidden states `hidden` (T, B, H) recorded by a rollout (`activity` picks the columns). The rate is the
+    per-step difference, without dt (unitless, like h); h_{t-1} of the first step is `previous` (B, H), the
+    state the rollout started from (None: zeros, the usual initial state). 0.0 when both weights are 0 or the
+    policy has no hidden state."""
+    if (weight == 0.0 and rate_weight == 0.0) or hidden.shape[-1] == 0:
+        return 0.0
+    h = activity(policy, hidden)
+    loss = weight * h.square().mean() if weight else 0.0
+    if rate_weight:
+        h0 = torch.zeros_like(h[:1]) if previous is None else activity(policy, previous.reshape(1, h.shape[1], -1))
+        loss = loss + rate_weight * torch.diff(torch.cat([h0, h]), dim=0).square().mean()
+    return loss
 
 
 def train_bptt(env_id: str, settings: BPTTSettings | None = None, *, iterations: int | None = None,
@@ -145,8 +190,12 @@ def train_bptt(env_id: str, settings: BPTTSettings | None = None, *, iterations:
                              "resume it with the same env id, or start a new run in another out_dir")
     if policy is None:
         torch.manual_seed(seed)
-        n_hidden = checkpoint["policy_spec"].get("n_hidden", settings.n_hidden) if checkpoint else settings.n_hidden
-        policy = mn_gym.GRUPolicy(env.obs_size, env.action_size, n_hidden=n_hidden)
+        if checkpoint and checkpoint["policy_spec"].get("class") == "ModularGRUPolicy":
+            policy = policy_from_spec(checkpoint["policy_spec"])  # a resumed modular run: its own architecture
+        else:
+            n_hidden = (checkpoint["policy_spec"].get("n_hidden", settings.n_hidden) if checkpoint
+                        else settings.n_hidden)
+            policy = mn_gym.GRUPolicy(env.obs_size, env.action_size, n_hidden=n_hidden)
     for key, size in (("n_obs", env.obs_size), ("n_muscles", env.action_size)):
         if hasattr(policy, key) and getattr(policy, key) != size:
             raise ValueError(f"policy.{key} = {getattr(policy, key)}, but {env_id} needs {size}")
@@ -198,7 +247,8 @@ def train_bptt(env_id: str, settings: BPTTSettings | None = None, *, iterations:
                 group["lr"] = lr
             clock.start()
             loss, distance, ok = train_iteration(env, policy, optimizer, settings.grad_clip, settings.truncation,
-                                                 settings.compile_step)
+                                                 settings.compile_step, settings.activity_weight,
+                                                 settings.activity_rate_weight)
             clock.stop()
             iteration += 1
             if ok:
@@ -228,11 +278,14 @@ def _mean(values: list[float]) -> float:
 
 
 def train_iteration(env: Env, policy: nn.Module, optimizer: torch.optim.Optimizer, grad_clip: float | None,
-                    truncation: int | None, compile_step: bool = False) -> tuple[float, float, bool]:
+                    truncation: int | None, compile_step: bool = False, activity_weight: float = 0.0,
+                    activity_rate_weight: float = 0.0) -> tuple[float, float, bool]:
     """One batch of episodes: an update per window of `truncation` steps (the whole episode when None), each
-    window a `rollout` (with `compile=compile_step`).
+    window a `rollout` (with `compile=compile_step`). Each window's loss is -(mean reward) plus the activity
+    terms of its hidden states (`activity_loss`; none when both weights are 0).
 
-    Returns (mean loss over the episode, mean final hand-target distance (m), whether every update was finite)."""
+    Returns (mean loss over the episode, activity terms included; mean final hand-target distance (m); whether
+    every update was finite)."""
     window = truncation or env.max_steps
     state, obs = env.reset()
     hidden = None
@@ -242,6 +295,8 @@ def train_iteration(env: Env, policy: nn.Module, optimizer: torch.optim.Optimize
         n = min(window, env.max_steps - steps)
         ro = mn_gym.rollout(env, policy, n_steps=n, state=state, obs=obs, hidden=hidden, compile=compile_step)
         loss = -ro.rewards.mean()
+        if activity_weight or activity_rate_weight:
+            loss = loss + activity_loss(policy, ro.hidden, hidden, activity_weight, activity_rate_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]

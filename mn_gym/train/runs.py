@@ -37,7 +37,7 @@ import torch
 import mn_gym
 from mn_gym import plots
 from mn_gym.files import MANIFEST, BadFileError, check_file, check_folder, load_tensors, record, write_manifest
-from mn_gym.train.bptt import CHECKPOINT, load_checkpoint, train_bptt
+from mn_gym.train.bptt import CHECKPOINT, load_checkpoint, policy_from_spec, train_bptt
 from mn_gym.train.common import EVAL_EPISODES, EVAL_SEED, HeldOut
 from mn_gym.train.hyperparams import tuned
 from mn_gym.train.settings import ALGOS, SETTINGS, Settings
@@ -367,8 +367,7 @@ def load_policy(run_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module]:
     if run["algo"] == "bptt":
         checkpoint = load_checkpoint(run_dir / CHECKPOINT)
         try:
-            spec = checkpoint["policy_spec"]
-            policy = mn_gym.GRUPolicy(spec["n_obs"], spec["n_muscles"], n_hidden=spec["n_hidden"])
+            policy = policy_from_spec(checkpoint["policy_spec"])  # a GRUPolicy or a ModularGRUPolicy
             policy.load_state_dict(checkpoint["policy"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise BadFileError(f"{run_dir / CHECKPOINT} holds no GRU policy mn_gym can load: {exc}") from None

@@ -26,10 +26,11 @@ S = TypeVar("S", bound="Settings")
 LRSchedule = Literal["constant", "cosine", "exponential"]
 
 
-def about(doc: str, *, positive: bool = False, at_most: float | None = None) -> dict[str, Any]:
+def about(doc: str, *, positive: bool = False, at_most: float | None = None,
+          nonnegative: bool = False) -> dict[str, Any]:
     """A settings field's metadata: a one-line doc (with units) and the range checked when the settings are built
-    (`positive`: > 0; `at_most`: <= that bound; None always passes)."""
-    return {"doc": doc, "positive": positive, "at_most": at_most}
+    (`positive`: > 0; `nonnegative`: >= 0; `at_most`: <= that bound; each finite; None always passes)."""
+    return {"doc": doc, "positive": positive, "at_most": at_most, "nonnegative": nonnegative}
 
 
 def type_name(hint: Any) -> str:
@@ -85,9 +86,13 @@ class Settings:
             if type(value) is int and _float_field(hint):
                 object.__setattr__(self, f.name, float(value))  # 1 -> 1.0 in a float field, as run.json shows it
             low, high = f.metadata["positive"], f.metadata["at_most"]
-            if (low or high is not None) and isinstance(value, (int, float)) and not isinstance(value, bool):
-                if not (math.isfinite(value) and (not low or value > 0) and (high is None or value <= high)):
-                    span = f"in (0, {high:g}]" if low and high is not None else "> 0" if low else f"<= {high:g}"
+            zero = f.metadata.get("nonnegative", False)
+            if (low or zero or high is not None) and isinstance(value, (int, float)) and not isinstance(value, bool):
+                if not (math.isfinite(value) and (not low or value > 0) and (not zero or value >= 0)
+                        and (high is None or value <= high)):
+                    span = (f"in (0, {high:g}]" if low and high is not None else "> 0" if low
+                            else f"in [0, {high:g}]" if zero and high is not None else ">= 0" if zero
+                            else f"<= {high:g}")
                     raise ValueError(f"{self.algo} setting {f.name} must be {span}, got {value!r}")
 
     @classmethod
@@ -160,6 +165,12 @@ class BPTTSettings(Settings):
                                                                 positive=True))
     truncation: int | None = field(default=None, metadata=about("steps per truncated-BPTT window (None: whole "
                                                                 "episodes)", positive=True))
+    activity_weight: float = field(default=0.0, metadata=about(
+        "weight of the activity regularisation: + w * mean of the policy's hidden states squared (h^2, over "
+        "steps, episodes and units; a modular policy's current states)", nonnegative=True))
+    activity_rate_weight: float = field(default=0.0, metadata=about(
+        "weight of the activity-rate regularisation: + w * mean of (h_t - h_{t-1})^2, the per-step change of the "
+        "hidden states (no dt: unitless)", nonnegative=True))
 
     def min_env_steps(self, episode_steps: int) -> int:
         return self.batch_size * episode_steps  # one batch of whole episodes
