@@ -53,7 +53,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--probe-every", type=float, default=30.0, help="training seconds between channel probes")
+    p.add_argument("--probe-every", type=float, default=5.0, help="training seconds between channel probes")
     p.add_argument("--out", type=Path, default=Path("baselines/results/curl_field"))
     return p.parse_args()
 
