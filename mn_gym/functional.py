@@ -306,10 +306,10 @@ class Env:
         normalised fibre lengths and velocities ("fibre"); (B, 2M) spindle Ia and II firing ("spindle"); (B, 3M)
         those and tendon organ Ib firing ("spindle_gto"), rates / 100 imp/s (`mn_gym.afferents`)."""
         length, velocity = self.effector.fibre_state(eff)
+        ln, vn = length / self._length_scale, velocity / self._velocity_scale
         kind = self.sensing.proprioception
         if kind == "fibre":
-            return torch.cat((length / self._length_scale, velocity / self._velocity_scale), dim=-1)
-        ln, vn = length / self._length_scale, velocity / self._velocity_scale
+            return torch.cat((ln, vn), dim=-1)
         parts = [afferents.spindle_ia(ln, vn, self._length_scale, self._velocity_scale),
                  afferents.spindle_ii(ln, self._length_scale)]
         if kind == "spindle_gto":

@@ -190,12 +190,10 @@ def train_bptt(env_id: str, settings: BPTTSettings | None = None, *, iterations:
                              "resume it with the same env id, or start a new run in another out_dir")
     if policy is None:
         torch.manual_seed(seed)
-        if checkpoint and checkpoint["policy_spec"].get("class") == "ModularGRUPolicy":
-            policy = policy_from_spec(checkpoint["policy_spec"])  # a resumed modular run: its own architecture
-        else:
-            n_hidden = (checkpoint["policy_spec"].get("n_hidden", settings.n_hidden) if checkpoint
-                        else settings.n_hidden)
-            policy = mn_gym.GRUPolicy(env.obs_size, env.action_size, n_hidden=n_hidden)
+        # a new GRU, or a resumed run's own architecture (sizes it does not record: this env's and the settings')
+        spec = {"class": "GRUPolicy", "n_obs": env.obs_size, "n_muscles": env.action_size,
+                "n_hidden": settings.n_hidden, **(checkpoint["policy_spec"] if checkpoint else {})}
+        policy = policy_from_spec(spec)
     for key, size in (("n_obs", env.obs_size), ("n_muscles", env.action_size)):
         if hasattr(policy, key) and getattr(policy, key) != size:
             raise ValueError(f"policy.{key} = {getattr(policy, key)}, but {env_id} needs {size}")
