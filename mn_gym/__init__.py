@@ -9,7 +9,7 @@ from mn_gym.core import EFFECTORS, Effector, EffectorBuilder, EffectorState, mak
 from mn_gym.core.prebuilt import register_effector
 from mn_gym.faces.rollout import Rollout, rollout
 from mn_gym.functional import Env, EnvSpec, EnvState
-from mn_gym.modular import ModularGRUPolicy
+from mn_gym.modular import ModularGRU, ModularGRUPolicy
 from mn_gym.policies import GRUPolicy, MLPPolicy
 from mn_gym.registry import gym_ids, register, register_all
 from mn_gym.tasks import register_task
@@ -30,6 +30,7 @@ __all__ = [
     "EnvState",
     "GRUPolicy",
     "MLPPolicy",
+    "ModularGRU",
     "ModularGRUPolicy",
     "Rollout",
     "__version__",

@@ -29,6 +29,11 @@ constraint is on the connectivity, not on the sign of the effect.
 
 Hidden noise (`hidden_noise = s`): Gaussian noise of std s is added to each area's new state each step in
 training mode only (`policy.train()`); `policy.eval()` (the held-out evaluation, `load_policy`) runs noise-free.
+
+The areas without the readout are `ModularGRU`, a sequence module with the interface of a one-layer `torch.nn.GRU`
+(`(x (T, B, n_in), hidden (1, B, n_hidden)) -> (output areas' states (T, B, n_out), hidden)`): the memory that
+the RL trainers put in front of their actor and critic heads (`RslPPOSettings(rnn_type="modular")`,
+`RecurrentPPOSettings(modular=...)`). `ModularGRUPolicy` is a `ModularGRU` (`.core`) and a sigmoid readout.
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ModularGRUPolicy"]
+__all__ = ["DEFAULT_AREAS", "ModularGRU", "ModularGRUPolicy"]
+
+DEFAULT_AREAS = (32, 32)  # units per area
 
 
 def _indices(name: str, value: Sequence[int] | None, default: int, n_areas: int) -> tuple[int, ...]:
@@ -66,11 +73,12 @@ def _connections(value: Any, n_areas: int) -> list[list[bool]]:
     return out
 
 
-class ModularGRUPolicy(nn.Module):
-    """GRU areas -> linear readout of the output areas -> sigmoid; see the module docstring.
+class ModularGRU(nn.Module):
+    """GRU areas with masks, delays, Dale's law and hidden noise (the module docstring), stepped one step at a
+    time (`step`) or over a sequence as a one-layer `torch.nn.GRU` is (`forward`).
 
     Args:
-        n_obs, n_muscles: observation and action sizes.
+        n_in: input size (the observation).
         areas: units per area.
         input_areas: the areas that receive the observation (default: the first).
         output_areas: the areas that drive the muscles (default: the last).
@@ -81,17 +89,14 @@ class ModularGRUPolicy(nn.Module):
         dale: Dale's law on the inter-area weights (only excitatory units project, with weights >= 0).
         excitatory_fraction: fraction of each area's units that are excitatory (with `dale`).
         hidden_noise: std of the Gaussian noise added to each area's state each step, in training mode only.
-        output_bias: initial bias of the readout (negative: excitations start low, as in `GRUPolicy`).
     """
 
-    def __init__(self, n_obs: int, n_muscles: int, areas: Sequence[int] = (32, 32), *,
-                 input_areas: Sequence[int] | None = None, output_areas: Sequence[int] | None = None,
-                 connections: Any = None, delay_steps: int = 0, dale: bool = False, excitatory_fraction: float = 0.8,
-                 hidden_noise: float = 0.0, output_bias: float = -3.0) -> None:
+    def __init__(self, n_in: int, areas: Sequence[int] = DEFAULT_AREAS, *, input_areas: Sequence[int] | None = None,
+                 output_areas: Sequence[int] | None = None, connections: Any = None, delay_steps: int = 0,
+                 dale: bool = False, excitatory_fraction: float = 0.8, hidden_noise: float = 0.0) -> None:
         super().__init__()
         areas = tuple(areas)
-        for name, value in (("n_obs", n_obs), ("n_muscles", n_muscles), *((f"areas[{i}]", a) for i, a in
-                                                                          enumerate(areas))):
+        for name, value in (("n_in", n_in), *((f"areas[{i}]", a) for i, a in enumerate(areas))):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not areas:
@@ -103,20 +108,19 @@ class ModularGRUPolicy(nn.Module):
         if not float(hidden_noise) >= 0.0 or float(hidden_noise) == float("inf"):
             raise ValueError(f"hidden_noise must be a finite std >= 0, got {hidden_noise!r}")
         n_areas = len(areas)
-        self.n_obs, self.n_muscles, self.areas = n_obs, n_muscles, areas
+        self.n_in, self.areas = n_in, areas
         self.input_areas = _indices("input_areas", input_areas, 0, n_areas)
         self.output_areas = _indices("output_areas", output_areas, n_areas - 1, n_areas)
         self.connections = _connections(connections, n_areas)
         self.delay_steps, self.dale = delay_steps, bool(dale)
         self.excitatory_fraction, self.hidden_noise = float(excitatory_fraction), float(hidden_noise)
-        self.output_bias = float(output_bias)
         self.n_units = sum(areas)  # current-state columns
-        self.n_hidden = self.n_units * (delay_steps + 1)
+        self.n_hidden = self.state_size(areas, delay_steps)
         self._offsets = [sum(areas[:a]) for a in range(n_areas)]
 
         n = self.n_units
         # gate rows are [reset (n), update (n), new (n)], each area by area, as torch.nn.GRUCell orders them
-        obs_mask = torch.zeros(3 * n, n_obs)
+        obs_mask = torch.zeros(3 * n, n_in)
         inter_mask = torch.zeros(3 * n, n)
         rec_mask = torch.zeros(3 * n, n)
         sign = torch.ones(n)
@@ -140,7 +144,7 @@ class ModularGRUPolicy(nn.Module):
         self.register_buffer("rec_mask", rec_mask)
         self.register_buffer("sign", sign)
 
-        self.weight_obs = nn.Parameter(torch.zeros(3 * n, n_obs))
+        self.weight_obs = nn.Parameter(torch.zeros(3 * n, n_in))
         self.weight_inter = nn.Parameter(torch.zeros(3 * n, n))
         self.weight_rec = nn.Parameter(torch.zeros(3 * n, n))
         self.bias_ih = nn.Parameter(torch.zeros(3 * n))
@@ -153,7 +157,7 @@ class ModularGRUPolicy(nn.Module):
                 nn.init.orthogonal_(block)
                 self.weight_rec[rows, cols] = block
                 if a in self.input_areas:
-                    block = torch.empty(3 * size, n_obs)
+                    block = torch.empty(3 * size, n_in)
                     nn.init.xavier_uniform_(block)
                     self.weight_obs[rows] = block
                 sources = [s for s in range(n_areas) if self.connections[s][a]]
@@ -162,15 +166,23 @@ class ModularGRUPolicy(nn.Module):
                     block = torch.empty(3 * size, len(src_cols))
                     nn.init.xavier_uniform_(block)
                     self.weight_inter[rows[:, None], src_cols[None, :]] = block
-        n_out = sum(areas[a] for a in self.output_areas)
+        self.n_out = self.output_size(areas, output_areas)
         self._out_cols = torch.cat([torch.arange(areas[a]) + self._offsets[a] for a in self.output_areas]).tolist()
-        self.readout = nn.Linear(n_out, n_muscles)
-        nn.init.xavier_uniform_(self.readout.weight)
-        nn.init.constant_(self.readout.bias, output_bias)
+
+    @staticmethod
+    def output_size(areas: Sequence[int], output_areas: Sequence[int] | None = None) -> int:
+        """Units of the output areas (the size of `output`) for these constructor arguments, without building."""
+        areas = tuple(areas)
+        return sum(areas[a] for a in _indices("output_areas", output_areas, len(areas) - 1, len(areas)))
+
+    @staticmethod
+    def state_size(areas: Sequence[int], delay_steps: int = 0) -> int:
+        """Columns of the hidden state (n_hidden) for these constructor arguments: sum(areas) (delay_steps + 1)."""
+        return sum(areas) * (delay_steps + 1)
 
     # ------------------------------------------------------------------------------------------ weights
     def effective_weights(self) -> dict[str, Tensor]:
-        """The weights the forward pass uses, masks (and Dale's signs) applied: `obs` (3N, n_obs), `inter`
+        """The weights the forward pass uses, masks (and Dale's signs) applied: `obs` (3N, n_in), `inter`
         (3N, N: row = target unit's gate, column = source unit) and `rec` (3N, N, block-diagonal), N = sum(areas);
         gate rows [reset, update, new] as in `torch.nn.GRUCell`."""
         inter = self.weight_inter.abs() * self.sign if self.dale else self.weight_inter
@@ -183,7 +195,8 @@ class ModularGRUPolicy(nn.Module):
 
     # ------------------------------------------------------------------------------------------- state
     def initial_hidden(self, batch_size: int) -> Tensor:
-        p = self.readout.weight
+        """Zeros (batch_size, n_hidden): every area at rest, no history."""
+        p = self.weight_rec
         return torch.zeros(batch_size, self.n_hidden, dtype=p.dtype, device=p.device)
 
     def area_slices(self) -> list[slice]:
@@ -195,18 +208,23 @@ class ModularGRUPolicy(nn.Module):
         left out."""
         return hidden[..., :self.n_units]
 
-    def forward(self, obs: Tensor, hidden: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if obs.dim() != 2 or obs.shape[1] != self.n_obs:
-            raise ValueError(f"obs must have shape (B, {self.n_obs}), got {tuple(obs.shape)}")
+    def output(self, hidden: Tensor) -> Tensor:
+        """The output areas' current states (..., n_out) of a hidden state (..., n_hidden)."""
+        return hidden[..., self._out_cols]
+
+    def step(self, x: Tensor, hidden: Tensor | None = None) -> Tensor:
+        """The hidden state (B, n_hidden) one step on from `hidden` (None: `initial_hidden`) with input x (B, n_in)."""
+        if x.dim() != 2 or x.shape[1] != self.n_in:
+            raise ValueError(f"obs must have shape (B, {self.n_in}), got {tuple(x.shape)}")
         if hidden is None:
-            hidden = self.initial_hidden(obs.shape[0])
-        if hidden.shape != (obs.shape[0], self.n_hidden):
-            raise ValueError(f"hidden must have shape ({obs.shape[0]}, {self.n_hidden}), got {tuple(hidden.shape)}")
+            hidden = self.initial_hidden(x.shape[0])
+        if hidden.shape != (x.shape[0], self.n_hidden):
+            raise ValueError(f"hidden must have shape ({x.shape[0]}, {self.n_hidden}), got {tuple(hidden.shape)}")
         n, k = self.n_units, self.delay_steps
         w = self.effective_weights()
         h = hidden[:, :n]
         delayed = hidden[:, k * n:(k + 1) * n]  # the states k steps before the current ones
-        gi = obs @ w["obs"].T + delayed @ w["inter"].T + self.bias_ih
+        gi = x @ w["obs"].T + delayed @ w["inter"].T + self.bias_ih
         gh = h @ w["rec"].T + self.bias_hh
         r = torch.sigmoid(gi[:, :n] + gh[:, :n])
         z = torch.sigmoid(gi[:, n:2 * n] + gh[:, n:2 * n])
@@ -214,26 +232,89 @@ class ModularGRUPolicy(nn.Module):
         h_new = (1.0 - z) * candidate + z * h
         if self.training and self.hidden_noise > 0.0:
             h_new = h_new + self.hidden_noise * torch.randn_like(h_new)
-        hidden = torch.cat([h_new, hidden[:, :k * n]], dim=1)
-        return torch.sigmoid(self.readout(h_new[:, self._out_cols])), hidden
+        return torch.cat([h_new, hidden[:, :k * n]], dim=1)
+
+    def forward(self, x: Tensor, hidden: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """As a one-layer `torch.nn.GRU`: inputs x (T, B, n_in) from `hidden` (1, B, n_hidden) (None: zeros) ->
+        (the output areas' states (T, B, n_out), the last hidden state (1, B, n_hidden))."""
+        if x.dim() != 3:
+            raise ValueError(f"x must have shape (T, B, {self.n_in}), got {tuple(x.shape)}")
+        h = None if hidden is None else hidden[0]
+        outputs = []
+        for x_t in x:
+            h = self.step(x_t, h)
+            outputs.append(self.output(h))
+        return torch.stack(outputs), h.unsqueeze(0)
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments as JSON-able values (`ModularGRU(**config)` builds the same architecture)."""
+        return {"n_in": self.n_in, "areas": list(self.areas), "input_areas": list(self.input_areas),
+                "output_areas": list(self.output_areas), "connections": [list(row) for row in self.connections],
+                "delay_steps": self.delay_steps, "dale": self.dale, "excitatory_fraction": self.excitatory_fraction,
+                "hidden_noise": self.hidden_noise}
+
+    def extra_repr(self) -> str:
+        return (f"areas={list(self.areas)}, input_areas={list(self.input_areas)}, "
+                f"output_areas={list(self.output_areas)}, delay_steps={self.delay_steps}, dale={self.dale}, "
+                f"hidden_noise={self.hidden_noise}")
+
+
+class ModularGRUPolicy(nn.Module):
+    """GRU areas (`ModularGRU`, `.core`) -> linear readout of the output areas -> sigmoid; see the module docstring.
+
+    Args:
+        n_obs, n_muscles: observation and action sizes.
+        areas, input_areas, output_areas, connections, delay_steps, dale, excitatory_fraction, hidden_noise:
+            the areas, as `ModularGRU` takes them.
+        output_bias: initial bias of the readout (negative: excitations start low, as in `GRUPolicy`).
+    """
+
+    def __init__(self, n_obs: int, n_muscles: int, areas: Sequence[int] = DEFAULT_AREAS, *, output_bias: float = -3.0,
+                 **area_kwargs: Any) -> None:
+        super().__init__()
+        if not isinstance(n_muscles, int) or isinstance(n_muscles, bool) or n_muscles < 1:
+            raise ValueError(f"n_muscles must be a positive int, got {n_muscles!r}")
+        self.core = ModularGRU(n_obs, areas, **area_kwargs)
+        self.n_obs, self.n_muscles, self.output_bias = n_obs, n_muscles, float(output_bias)
+        self.n_hidden = self.core.n_hidden
+        self.readout = nn.Linear(self.core.n_out, n_muscles)
+        nn.init.xavier_uniform_(self.readout.weight)
+        nn.init.constant_(self.readout.bias, output_bias)
+
+    def effective_weights(self) -> dict[str, Tensor]:
+        """The core's weights as the forward pass uses them (`ModularGRU.effective_weights`)."""
+        return self.core.effective_weights()
+
+    def excitatory(self) -> Tensor:
+        """(N,) bool: which units are excitatory (`ModularGRU.excitatory`)."""
+        return self.core.excitatory()
+
+    def initial_hidden(self, batch_size: int) -> Tensor:
+        """Zeros (batch_size, n_hidden)."""
+        return self.core.initial_hidden(batch_size)
+
+    def area_slices(self) -> list[slice]:
+        """For each area, its columns of the current state (`ModularGRU.area_slices`)."""
+        return self.core.area_slices()
+
+    def current_state(self, hidden: Tensor) -> Tensor:
+        """The areas' current states (..., sum(areas)), the delay history left out."""
+        return self.core.current_state(hidden)
+
+    def forward(self, obs: Tensor, hidden: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        hidden = self.core.step(obs, hidden)
+        return torch.sigmoid(self.readout(self.core.output(hidden))), hidden
 
     # ------------------------------------------------------------------------------------------ config
     def config(self) -> dict[str, Any]:
         """The constructor arguments as JSON-able values: `ModularGRUPolicy.from_config(p.config())` builds the
         same architecture (the weights come with `state_dict`)."""
-        return {"n_obs": self.n_obs, "n_muscles": self.n_muscles, "areas": list(self.areas),
-                "input_areas": list(self.input_areas), "output_areas": list(self.output_areas),
-                "connections": [list(row) for row in self.connections], "delay_steps": self.delay_steps,
-                "dale": self.dale, "excitatory_fraction": self.excitatory_fraction,
-                "hidden_noise": self.hidden_noise, "output_bias": self.output_bias}
+        areas = self.core.config()
+        del areas["n_in"]
+        return {"n_obs": self.n_obs, "n_muscles": self.n_muscles, **areas, "output_bias": self.output_bias}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ModularGRUPolicy:
         """A policy built from `config()`'s dict (an unknown key raises a TypeError)."""
         config = dict(config)
         return cls(config.pop("n_obs"), config.pop("n_muscles"), **config)
-
-    def extra_repr(self) -> str:
-        return (f"areas={list(self.areas)}, input_areas={list(self.input_areas)}, "
-                f"output_areas={list(self.output_areas)}, delay_steps={self.delay_steps}, dale={self.dale}, "
-                f"hidden_noise={self.hidden_noise}")

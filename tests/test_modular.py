@@ -61,11 +61,11 @@ def test_one_area_is_a_gru_cell():
     p = ModularGRUPolicy(N_OBS, N_MUS, (8,))
     cell = nn.GRUCell(N_OBS, 8)
     with torch.no_grad():
-        cell.weight_ih.copy_(p.weight_obs)
-        cell.weight_hh.copy_(p.weight_rec)
-        cell.bias_ih.copy_(p.bias_ih)
-        cell.bias_hh.copy_(p.bias_hh.add(0.1))
-        p.bias_hh.add_(0.1)
+        cell.weight_ih.copy_(p.core.weight_obs)
+        cell.weight_hh.copy_(p.core.weight_rec)
+        cell.bias_ih.copy_(p.core.bias_ih)
+        cell.bias_hh.copy_(p.core.bias_hh.add(0.1))
+        p.core.bias_hh.add_(0.1)
     obs, h = torch.randn(4, N_OBS), torch.randn(4, 8).tanh()
     _, hidden = p(obs, h)
     torch.testing.assert_close(hidden, cell(obs, h))
@@ -130,7 +130,7 @@ def test_dale_signs_survive_optimiser_steps():
         w = p.effective_weights()["inter"]
         assert (w[:, exc] >= 0).all() and torch.count_nonzero(w[:, ~exc]) == 0
         assert torch.count_nonzero(w[:, 20:]) == 0  # area 2 projects nowhere
-        n = p.n_units
+        n = p.core.n_units
         for g in range(3):  # area 0 -> area 2 is not a connection
             assert torch.count_nonzero(w[g * n + 20:g * n + 25, 0:10]) == 0
     assert not torch.equal(w.detach(), before) and (w[:, exc] > 0).any()
@@ -156,7 +156,7 @@ def test_delay_steps(k):
     changed1 = [s + 1 for s in range(10) if not torch.equal(a[s, :, area1], b[s, :, area1])]
     assert changed0[0] == t and changed1[0] == t + k + 1
     # the history: the columns after the current state hold the states of the k steps before, newest first
-    n = p.n_units
+    n = p.core.n_units
     for j in range(1, k + 1):
         torch.testing.assert_close(a[-1, :, j * n:(j + 1) * n], a[-1 - j, :, :n], rtol=0, atol=0)
 
@@ -200,7 +200,7 @@ def test_gradients_through_a_rollout():
     (-ro.rewards.mean() + 1e-3 * ro.hidden.square().mean()).backward()
     grads = [q.grad for q in p.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
-    assert p.weight_inter.grad.abs().sum() > 0 and p.weight_obs.grad.abs().sum() > 0
+    assert p.core.weight_inter.grad.abs().sum() > 0 and p.core.weight_obs.grad.abs().sum() > 0
 
 
 # ------------------------------------------------------------------------------------------ BPTT

@@ -11,7 +11,10 @@ collects `n_steps` steps of every lane, then runs rsl-rl's PPO update (clipped s
 learning rate that keeps the KL near `desired_kl`, time-outs bootstrapped). Actor and critic are MLPs with
 observation normalisation (running statistics, part of their weights), or with `rnn_type="gru"` / `"lstm"` a
 recurrent layer before the MLP (rsl-rl's `RNNModel`, trained on whole rollouts; its state is zeroed where an
-episode ends); the actor's Gaussian mean, clipped to [-1, 1], maps to excitations (a + 1) / 2 as in every face.
+episode ends), or with `modular={...}` a `mn_gym.ModularGRU` of GRU areas in that place (`ModularRNNModel`: the
+normalised observation enters the input areas, the output areas' states feed the MLP; its hidden noise acts in
+rollouts and updates, where rsl-rl puts the model in training mode); the actor's Gaussian mean, clipped to
+[-1, 1], maps to excitations (a + 1) / 2 as in every face.
 
 Evaluation runs every 1/`n_evals` of the budget on the same held-out episodes as BPTT's and SB3's (`HeldOut`),
 with the actor's mean action. Budgets: `steps` (env steps, summed over the lanes) and/or `time_budget` (training
@@ -33,14 +36,15 @@ from typing import Any
 
 import torch
 from rsl_rl.algorithms import PPO
-from rsl_rl.models import MLPModel
-from rsl_rl.modules import HiddenState
+from rsl_rl.models import MLPModel, RNNModel
+from rsl_rl.modules import RNN, HiddenState
 from tensordict import TensorDict
 from torch import Tensor, nn
 
 from mn_gym.faces.common import action_to_excitation
 from mn_gym.faces.rsl_rl import OBS_GROUP, RslRlVecEnv
 from mn_gym.files import BadFileError, load_tensors, save_tensors
+from mn_gym.modular import DEFAULT_AREAS, ModularGRU
 from mn_gym.train.common import (
     Clock,
     DivergedError,
@@ -54,14 +58,41 @@ from mn_gym.train.common import (
 )
 from mn_gym.train.settings import RslPPOSettings
 
-__all__ = ["CHECKPOINT", "CURVE_FIELDS", "RslPolicy", "load_rsl_policy", "rsl_config", "train_rsl_ppo"]
+__all__ = ["CHECKPOINT", "CURVE_FIELDS", "ModularRNNModel", "RslPolicy", "load_rsl_policy", "rsl_config",
+           "train_rsl_ppo"]
 
 CHECKPOINT = "checkpoint.pt"
 CURVE_FIELDS = ("iteration", "env_steps", "train_time_s", "train_cpu_s", "elapsed_s", "learning_rate",
                 "train_episode_reward", "eval_final_distance", "eval_success_rate", "eval_loss")
 OBS_GROUPS = {"actor": [OBS_GROUP], "critic": [OBS_GROUP]}
-NETWORK = ("n_envs", "n_steps", "hidden_dims", "activation", "rnn_type", "rnn_hidden_dim", "init_std",
+NETWORK = ("n_envs", "n_steps", "hidden_dims", "activation", "rnn_type", "rnn_hidden_dim", "modular", "init_std",
            "action_bias")  # not PPO arguments
+
+
+class _ModularMemory(RNN):
+    """rsl-rl's `RNN` (hidden-state keeping, resets where episodes end, padded-trajectory updates) around a
+    `ModularGRU`, which takes the place of its `torch.nn.GRU`: hidden states (1, B, n_hidden)."""
+
+    def __init__(self, core: ModularGRU) -> None:
+        nn.Module.__init__(self)
+        self.rnn = core
+        self.hidden_state = None
+
+
+class ModularRNNModel(RNNModel):
+    """rsl-rl's `RNNModel` with a `ModularGRU` memory: normalised observations -> GRU areas -> the output areas'
+    states -> MLP head (and the Gaussian distribution, for the actor). `modular`: the ModularGRU keyword
+    arguments; the other arguments are `RNNModel`'s."""
+
+    def __init__(self, obs: TensorDict, obs_groups: dict[str, list[str]], obs_set: str, output_dim: int,
+                 hidden_dims: tuple[int, ...] | list[int] = (128, 128), activation: str = "elu",
+                 obs_normalization: bool = False, distribution_cfg: dict | None = None,
+                 modular: dict[str, Any] | None = None) -> None:
+        modular = dict(modular or {})
+        self.latent_dim = ModularGRU.output_size(modular.get("areas", DEFAULT_AREAS), modular.get("output_areas"))
+        MLPModel.__init__(self, obs, obs_groups, obs_set, output_dim, hidden_dims, activation, obs_normalization,
+                          distribution_cfg)
+        self.rnn = _ModularMemory(ModularGRU(self.obs_dim, **modular))
 
 
 def rsl_config(settings: RslPPOSettings) -> dict[str, Any]:
@@ -70,6 +101,8 @@ def rsl_config(settings: RslPPOSettings) -> dict[str, Any]:
                "obs_normalization": True}
     if settings.rnn_type != "none":
         network |= {"class_name": "RNNModel", "rnn_type": settings.rnn_type, "rnn_hidden_dim": settings.rnn_hidden_dim}
+    if settings.modular is not None:
+        network |= {"class_name": f"{__name__}:ModularRNNModel", "modular": dict(settings.modular)}
     ppo = {k: v for k, v in asdict(settings).items() if k not in NETWORK}
     return {"algorithm": {"class_name": "PPO", **ppo},
             "actor": {**network, "distribution_cfg": {"class_name": "GaussianDistribution",

@@ -16,7 +16,8 @@ weights-only torch file (`mn_gym.files`) with the agent's state dicts (networks 
 the curve and the clocks. Nothing is pickled: an agent is rebuilt from the run's settings and loaded from its
 state dicts (SB3's own `model.zip` and `VecNormalize.save` pickle, so a shared file could run code).
 SB3's own training scalars and the curve go to `tensorboard/` when TensorBoard is installed.
-SAC resumes with an empty replay buffer (the buffer is not saved).
+SAC resumes with an empty replay buffer (the buffer is not saved). RecurrentPPO with `modular={...}` swaps its
+LSTMs for `mn_gym.ModularGRU` areas (`mn_gym.train.sb3_modular`).
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ CURVE_FIELDS = ("env_steps", "train_time_s", "elapsed_s", "train_episode_reward"
 SB3Settings = PPOSettings | RecurrentPPOSettings | SACSettings
 
 
-def _algorithm(algo: str) -> tuple[type[BaseAlgorithm], str]:
-    """The SB3 class and policy name of `algo`."""
+def _algorithm(algo: str, modular: bool = False) -> tuple[type[BaseAlgorithm], Any]:
+    """The SB3 class and policy (a name, or a class: the modular recurrent policy) of `algo`."""
     if algo == "ppo":
         from stable_baselines3 import PPO
         return PPO, "MlpPolicy"
@@ -71,6 +72,9 @@ def _algorithm(algo: str) -> tuple[type[BaseAlgorithm], str]:
             from sb3_contrib import RecurrentPPO
         except ImportError as exc:
             raise ImportError("recurrent-ppo needs sb3-contrib: pip install 'mn_gym[sb3]'") from exc
+        if modular:
+            from mn_gym.train.sb3_modular import ModularRecurrentPolicy
+            return RecurrentPPO, ModularRecurrentPolicy
         return RecurrentPPO, "MlpLstmPolicy"
     raise ValueError(f"unknown RL algorithm {algo!r}; choose one of {[a for a in SETTINGS if a != 'bptt']}")
 
@@ -101,9 +105,12 @@ class SB3Policy(nn.Module):
 
 def _build(settings: SB3Settings, venv: Any, **kwargs: Any) -> BaseAlgorithm:
     """A new SB3 agent as `settings` describe it, on `venv` (`kwargs`: seed, device, tensorboard_log)."""
-    cls, policy_name = _algorithm(settings.algo)
-    sb3_kwargs = {k: v for k, v in asdict(settings).items() if k != "n_envs"}  # a copy: SB3 edits policy_kwargs
-    return cls(policy_name, venv, verbose=0, **kwargs, **sb3_kwargs)
+    modular = getattr(settings, "modular", None)
+    cls, policy = _algorithm(settings.algo, modular=modular is not None)
+    sb3_kwargs = {k: v for k, v in asdict(settings).items() if k not in ("n_envs", "modular")}  # a copy: SB3 edits
+    if modular is not None:                                                                     # policy_kwargs
+        sb3_kwargs["policy_kwargs"]["modular"] = modular
+    return cls(policy, venv, verbose=0, **kwargs, **sb3_kwargs)
 
 
 def agent_state(model: BaseAlgorithm, normalizer: VecNormalize | None) -> dict[str, Any]:

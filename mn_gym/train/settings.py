@@ -13,6 +13,7 @@ The dataclass defaults are the fallback, the same for every env; a run's setting
 from __future__ import annotations
 
 import ast
+import inspect
 import math
 import types
 from collections.abc import Mapping
@@ -65,6 +66,20 @@ def _float_field(hint: Any) -> bool:
     """Whether a field of type `hint` takes floats but not ints (an int given there is stored as a float)."""
     options = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
     return float in options and int not in options
+
+
+def check_modular(algo: str, modular: Mapping[str, Any] | None) -> None:
+    """Raise a ValueError when `modular` names an argument `ModularGRU` does not take (its values are checked
+    when the trainer builds it)."""
+    if modular is None:
+        return
+    from mn_gym.modular import ModularGRU  # torch: imported only when a modular memory is asked for
+
+    known = set(inspect.signature(ModularGRU).parameters) - {"n_in"}
+    unknown = sorted(set(modular) - known)
+    if unknown:
+        raise ValueError(f"{algo} setting modular has unknown key(s) {unknown}; ModularGRU takes: "
+                         f"{', '.join(sorted(known))}")
 
 
 def _default(f: Field) -> Any:
@@ -207,6 +222,14 @@ class RecurrentPPOSettings(PPOSettings):
     policy_kwargs: dict[str, Any] = field(
         default_factory=lambda: {"net_arch": [64], "lstm_hidden_size": 64, "log_std_init": -1.0},
         metadata=about("network: layer sizes after the LSTM, LSTM units, initial log std"))
+    modular: dict[str, Any] | None = field(default=None, metadata=about(
+        "ModularGRU areas as the actor's and the critic's memory instead of the LSTMs (its keyword arguments: "
+        "areas, input_areas, output_areas, connections, delay_steps, dale, excitatory_fraction, hidden_noise); "
+        "the output areas' states feed net_arch; policy_kwargs' lstm_hidden_size is then unused"))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_modular(self.algo, self.modular)
 
 
 @dataclass(frozen=True)
@@ -263,10 +286,21 @@ class RslPPOSettings(Settings):
         default="none", metadata=about("a recurrent layer before the hidden layers of the actor and of the critic "
                                        "(rsl-rl's RNNModel), or none (MLPs)"))
     rnn_hidden_dim: int = field(default=64, metadata=about("units of the recurrent layer", positive=True))
+    modular: dict[str, Any] | None = field(default=None, metadata=about(
+        "ModularGRU areas as the actor's and the critic's memory instead of rsl-rl's RNN (its keyword arguments: "
+        "areas, input_areas, output_areas, connections, delay_steps, dale, excitatory_fraction, hidden_noise); "
+        "the output areas' states feed the MLP heads; needs rnn_type none"))
     init_std: float = field(default=0.22, metadata=about("initial standard deviation of the Gaussian actions",
                                                         positive=True))
     action_bias: float = field(default=-0.5, metadata=about("initial mean action in [-1, 1] (0: excitation 0.5; "
                                                            "-0.9: 0.05, muscles nearly at rest)", at_most=1.0))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_modular(self.algo, self.modular)
+        if self.modular is not None and self.rnn_type != "none":
+            raise ValueError(f"{self.algo} settings modular and rnn_type {self.rnn_type!r} both give the memory: "
+                             "set one of them")
 
     def min_env_steps(self, episode_steps: int) -> int:
         return self.n_steps * self.n_envs  # one rollout
