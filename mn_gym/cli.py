@@ -215,14 +215,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from mn_gym.analysis import analyze_run
 
     torch.set_num_threads(args.threads)
-    result = analyze_run(args.run, out_dir=args.out, episodes_per_target=args.episodes_per_target)
+    result = analyze_run(args.run, out_dir=args.out, episodes_per_target=args.episodes_per_target, before=args.before)
     hidden = (f"{result['n_tuned_units']}/{result['n_hidden']} units tuned, {result['fixed_points_unique']} fixed "
               f"points ({result['fixed_points_stable']} stable)" if "n_hidden" in result
               else "no hidden-state analysis (not a GRU policy)")
     print(f"{result['env_id']} {result['algo']}, {result['episodes']} episodes: success "
           f"{100 * result['success_rate']:.1f} %, mean final distance {100 * result['mean_final_distance_m']:.2f} "
           f"cm; {hidden}" + (f"; adaptation index {result['adaptation_index']:.2f}" if "adaptation_index" in result
-                            else ""))
+                            else "") + (f" (before: {result['before_adaptation_index']:.2f})"
+                                        if "before_adaptation_index" in result else ""))
     print(f"wrote {result['out_dir']} (analysis.json, {', '.join(result['files'])})")
     return 0
 
@@ -335,12 +336,16 @@ def build_parser() -> argparse.ArgumentParser:
                            "Analyse a run folder's policy on deterministic episodes (each centre-out target "
                            "--episodes-per-target times, else 64): behaviour (hand paths, speed, muscle activation), "
                            "and for GRU policies (bptt) PCA of the hidden states, cosine tuning over the movement "
-                           "window and fixed points under the hold input; on curl-field envs the force-channel "
-                           "adaptation index. Writes figures and analysis.json into --out."))
+                           "window and fixed points under the hold input; on curl-field envs adaptation: hand "
+                           "paths in the field and on catch trials, peak deviations, force-channel profiles and "
+                           "the adaptation index, beside a --before run's policy when given. Writes figures and "
+                           "analysis.json into --out."))
     p.add_argument("run", type=Path, help="a run folder written by 'mn-gym train'")
     p.add_argument("--out", type=Path, help="output folder (default: <run>/analysis)")
     p.add_argument("--episodes-per-target", type=_positive_int, default=1,
                    help="episodes of each target on centre-out tasks")
+    p.add_argument("--before", type=Path, help="curl-field tasks: a run folder whose policy is shown as the one "
+                                               "before adaptation (e.g. trained with the field off, k=0)")
     p.add_argument("--threads", type=_positive_int, default=1)
     p.set_defaults(func=cmd_analyze)
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -218,6 +219,19 @@ def test_lateral_deviation_on_a_synthetic_path(centre_out):
         analysis.lateral_deviation(ro._replace(final_state=same))
 
 
+def test_peak_deviation_keeps_the_sign_of_the_largest_excursion(centre_out):
+    _, ro = centre_out
+    ts = ro.final_state.task
+    line = ts.target - ts.origin
+    e = line / torch.linalg.vector_norm(line, dim=-1, keepdim=True)
+    normal = torch.stack((-e[:, 1], e[:, 0]), dim=-1)
+    s = torch.linspace(0, 1, ro.hand.shape[0])[:, None, None]
+    bulge = torch.sin(torch.pi * s) * torch.tensor([0.03, -0.01] * 4)[None, :, None]  # +3 cm or -1 cm midway
+    hand = torch.cat((ts.origin + s * line + bulge * normal, torch.zeros_like(bulge).expand(-1, -1, 2)), dim=-1)
+    peak = analysis.peak_deviation(ro._replace(hand=hand))
+    torch.testing.assert_close(peak, torch.tensor([0.03, -0.01] * 4), atol=2e-4, rtol=0)
+
+
 def test_channel_force_on_channel_trials():
     env = mn_gym.make("ArmCurlFieldChannel-v0", batch_size=8, deterministic=True, channel_probability=0.5)
 
@@ -254,7 +268,8 @@ def curl_run(tmp_path_factory):
     return out
 
 
-FIGURES = ["behaviour.png", "channel_force.png", "fixed_points.png", "pca_trajectories.png", "tuning.png"]
+FIGURES = ["adaptation.png", "behaviour.png", "channel_force.png", "fixed_points.png", "pca_trajectories.png",
+           "tuning.png"]
 
 
 def test_analyze_run_writes_figures_and_numbers(curl_run, tmp_path):
@@ -268,6 +283,8 @@ def test_analyze_run_writes_figures_and_numbers(curl_run, tmp_path):
     assert saved["fixed_points_unique"] <= saved["fixed_points_converged"] <= 64
     assert saved["mean_final_distance_m"] > 0 and 0 <= saved["success_rate"] <= 1
     assert math.isfinite(saved["adaptation_index"])
+    assert all(math.isfinite(saved[k]) for k in ("field_peak_deviation_m", "catch_peak_deviation_m"))
+    assert "before_adaptation_index" not in saved
     with pytest.raises(ValueError, match="episodes_per_target must be a positive int"):
         analysis.analyze_run(curl_run, tmp_path / "bad", episodes_per_target=0)
 
@@ -279,7 +296,36 @@ def test_analyze_run_without_hidden_state(curl_run, tmp_path, monkeypatch):
     monkeypatch.setattr(analysis_run, "load_policy", lambda _: (run, mlp))
     result = analysis.analyze_run(curl_run, tmp_path)
     assert result["hidden_state_analysis"].startswith("skipped") and "n_hidden" not in result
-    assert result["files"] == ["behaviour.png", "channel_force.png"] and result["episodes"] == 8
+    assert result["files"] == ["adaptation.png", "behaviour.png", "channel_force.png"] and result["episodes"] == 8
+
+
+def test_analyze_run_before_and_after(curl_run, tmp_path, monkeypatch):
+    """With a before run the adaptation numbers come for both policies; the run itself as its own "before" gives
+    the same numbers twice. A before policy of another env's sizes, or before on a task without a field, is
+    refused by name."""
+    result = analysis.analyze_run(curl_run, tmp_path / "same", before=curl_run)
+    assert result["before_adaptation_index"] == result["adaptation_index"]
+    assert result["before_field_peak_deviation_m"] == result["field_peak_deviation_m"]
+    assert (tmp_path / "same" / "adaptation.png").stat().st_size > 1000
+    real = analysis_run.load_policy
+    other = mn_gym.MLPPolicy(mn_gym.make("PointMassReach-v0").obs_size, 4, hidden_sizes=(4,))
+    monkeypatch.setattr(analysis_run, "load_policy", lambda path: (
+        ({"env_id": "PointMassReach-v0", "env_kwargs": {}}, other) if Path(path).name == "pm" else real(path)))
+    with pytest.raises(ValueError, match="does not fit this run's env"):
+        analysis.analyze_run(curl_run, tmp_path / "bad", before=tmp_path / "pm")
+    run, gru = real(curl_run)
+    monkeypatch.setattr(analysis_run, "load_policy", lambda _: ({**run, "env_id": "ArmCentreOut-v0"}, gru))
+    with pytest.raises(ValueError, match="before is for curl-field tasks"):
+        analysis.analyze_run(curl_run, tmp_path / "bad", before=curl_run)
+
+
+def test_analyze_run_with_a_modular_policy(curl_run, tmp_path, monkeypatch):
+    """A ModularGRUPolicy gets the hidden-state analyses on its areas' current states (no delay history)."""
+    run, gru = analysis_run.load_policy(curl_run)
+    modular = mn_gym.ModularGRUPolicy(gru.n_obs, gru.n_muscles, areas=(6, 4), delay_steps=2).eval()
+    monkeypatch.setattr(analysis_run, "load_policy", lambda _: (run, modular))
+    result = analysis.analyze_run(curl_run, tmp_path)
+    assert result["hidden_state_analysis"] == "done" and result["n_hidden"] == 10 and result["files"] == FIGURES
 
 
 def test_cli_analyze(curl_run, capsys):

@@ -7,10 +7,16 @@
     analysis.analyze_run("runs/ArmCentreOut-v0/bptt/seed0")        # figures + analysis.json (mn-gym analyze)
 
 Modules: `population` (PCA, cosine tuning), `fixed_points` (Sussillo & Barak 2013), `behaviour` (hand speed,
-lateral deviation, force-channel adaptation; Smith, Ghazizadeh & Shadmehr 2006), `figures` and `run`.
+lateral and peak deviation, force-channel adaptation; Smith, Ghazizadeh & Shadmehr 2006), `figures` and `run`.
 """
 
-from mn_gym.analysis.behaviour import adaptation_index, channel_force, hand_speed, lateral_deviation
+from mn_gym.analysis.behaviour import (
+    adaptation_index,
+    channel_force,
+    hand_speed,
+    lateral_deviation,
+    peak_deviation,
+)
 from mn_gym.analysis.fixed_points import FixedPoints, find_fixed_points, gru_step
 from mn_gym.analysis.population import PCA, Tuning, pca, project, tuning
 from mn_gym.analysis.run import analyze_run
@@ -27,6 +33,7 @@ __all__ = [
     "hand_speed",
     "lateral_deviation",
     "pca",
+    "peak_deviation",
     "project",
     "tuning",
 ]

@@ -9,7 +9,7 @@ from torch import Tensor
 from mn_gym.faces.rollout import Rollout
 from mn_gym.functional import Env
 
-__all__ = ["adaptation_index", "channel_force", "hand_speed", "lateral_deviation"]
+__all__ = ["adaptation_index", "channel_force", "hand_speed", "lateral_deviation", "peak_deviation"]
 
 
 def hand_speed(ro: Rollout) -> Tensor:
@@ -33,6 +33,13 @@ def lateral_deviation(ro: Rollout) -> Tensor:
     e = line / length
     normal = torch.stack((-e[:, 1], e[:, 0]), dim=-1)
     return ((ro.hand[..., :2] - ts.origin) * normal).sum(-1)
+
+
+def peak_deviation(ro: Rollout) -> Tensor:
+    """(B,) the signed lateral deviation (m, `lateral_deviation`) of each episode at the step where its size is
+    largest: the curvature measure of curl-field studies (Shadmehr & Mussa-Ivaldi 1994)."""
+    deviation = lateral_deviation(ro)
+    return deviation.gather(0, deviation.abs().argmax(0, keepdim=True))[0]
 
 
 def channel_force(env: Env, ro: Rollout) -> Tensor:

@@ -21,7 +21,8 @@ from mn_gym.analysis.population import PCA, Tuning, project
 from mn_gym.faces.rollout import Rollout
 from mn_gym.plots import _pyplot, _save
 
-__all__ = ["behaviour_plot", "channel_force_plot", "fixed_points_plot", "pca_trajectories", "tuning_plot"]
+__all__ = ["adaptation_plot", "behaviour_plot", "channel_force_plot", "fixed_points_plot", "pca_trajectories",
+           "tuning_plot"]
 
 TUNED_R2 = 0.5  # units whose cosine fit explains more than this are counted as tuned
 
@@ -100,41 +101,69 @@ def fixed_points_plot(fit: PCA, fixed_points: FixedPoints, path: str | Path, tit
     return _save(plt, fig, title, path)
 
 
-def behaviour_plot(ro: Rollout, dt: float, condition_angles: Tensor, path: str | Path, title: str,
-                   muscle_names: Sequence[str] | None = None) -> Path:
-    """Hand paths (x-y, m, x at the final goals), hand speed (m/s) vs time (s), one colour per condition (angle,
-    rad, (B,)), and the mean muscle activation over trials vs time, one line per muscle."""
+def _check_angles(ro: Rollout, condition_angles: Tensor) -> None:
     batch = ro.hand.shape[1]
     if condition_angles.shape != (batch,):
         raise ValueError(f"condition_angles must have shape ({batch},), one per trial, got "
                          f"{tuple(condition_angles.shape)}")
+
+
+def _hand_paths(ax, colours: list, ro: Rollout) -> None:
+    """Each trial's hand path (x-y, m) in its colour, an x at its final goal."""
+    hand = ro.hand.detach().cpu()
+    for b, colour in enumerate(colours):
+        ax.plot(hand[:, b, 0], hand[:, b, 1], color=colour, lw=1.2)
+        ax.plot(*ro.goals[-1, b].detach().cpu().tolist(), "x", color=colour, ms=7)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.grid(True, alpha=0.3)
+
+
+def behaviour_plot(ro: Rollout, dt: float, condition_angles: Tensor, path: str | Path, title: str,
+                   muscle_names: Sequence[str] | None = None) -> Path:
+    """Hand paths (x-y, m, x at the final goals), hand speed (m/s) vs time (s), one colour per condition (angle,
+    rad, (B,)), and the mean muscle activation over trials vs time, one line per muscle."""
+    _check_angles(ro, condition_angles)
     n_muscles = ro.activation.shape[-1]
     if muscle_names is not None and len(muscle_names) != n_muscles:
         raise ValueError(f"muscle_names must name the {n_muscles} muscles, got {len(muscle_names)} names")
     plt = _pyplot()
-    hand = ro.hand.detach().cpu()
     speed = hand_speed(ro).detach().cpu()
-    t = torch.arange(hand.shape[0]) * dt
+    t = torch.arange(speed.shape[0]) * dt
     fig, (ax_xy, ax_v, ax_a) = plt.subplots(1, 3, figsize=(15, 4.6))
-    for b, colour in enumerate(_colours(plt, condition_angles)):
-        ax_xy.plot(hand[:, b, 0], hand[:, b, 1], color=colour, lw=1.2)
-        ax_xy.plot(*ro.goals[-1, b].detach().cpu().tolist(), "x", color=colour, ms=7)
+    colours = _colours(plt, condition_angles)
+    _hand_paths(ax_xy, colours, ro)
+    for b, colour in enumerate(colours):
         ax_v.plot(t, speed[:, b], color=colour, lw=1)
     activation = ro.activation.detach().cpu().mean(1)
     for m in range(n_muscles):
         ax_a.plot(t, activation[:, m], color=f"C{m % 10}", lw=1.2,
                   label=muscle_names[m] if muscle_names is not None else f"muscle {m}")
-    ax_xy.set_aspect("equal")
-    ax_xy.set_xlabel("x (m)")
-    ax_xy.set_ylabel("y (m)")
     ax_xy.set_title("hand paths (x: final goal)", fontsize=9)
     ax_v.set_xlabel("time (s)")
     ax_v.set_ylabel("hand speed (m/s)")
     ax_a.set_xlabel("time (s)")
     ax_a.set_ylabel("activation (mean over trials)")
     ax_a.legend(fontsize=7)
-    for ax in (ax_xy, ax_v, ax_a):
+    for ax in (ax_v, ax_a):
         ax.grid(True, alpha=0.3)
+    return _save(plt, fig, title, path)
+
+
+def adaptation_plot(panels: Mapping[str, Rollout], condition_angles: Tensor, path: str | Path, title: str) -> Path:
+    """Hand paths side by side, one panel per labelled rollout of the same episodes (e.g. "before adaptation, in
+    the field", "after", "catch trials"), one colour per condition (angle, rad, (B,))."""
+    if not panels:
+        raise ValueError("panels is empty: give at least one labelled rollout")
+    for ro in panels.values():
+        _check_angles(ro, condition_angles)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.6), squeeze=False)
+    colours = _colours(plt, condition_angles)
+    for ax, (label, ro) in zip(axes[0], panels.items(), strict=True):
+        _hand_paths(ax, colours, ro)
+        ax.set_title(label, fontsize=9)
     return _save(plt, fig, title, path)
 
 
