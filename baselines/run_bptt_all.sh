@@ -9,3 +9,6 @@ mn-gym sweep --envs ArmCentreOut-v0 ArmCurlField-v0 ArmCurlFieldChannel-v0 ArmTr
 # hidden-state PCA, tuning, fixed points and behaviour of the centre-out controller (each target 4 times)
 mn-gym analyze baselines/results/bptt_all/ArmCentreOut-v0/bptt/seed0 --out baselines/results/centre_out_analysis \
     --episodes-per-target 4
+# curl-field adaptation: the curl-field controller beside the centre-out one (trained without the field) as "before"
+mn-gym analyze baselines/results/bptt_all/ArmCurlField-v0/bptt/seed0 --out baselines/results/curl_field/analyze \
+    --before baselines/results/bptt_all/ArmCentreOut-v0/bptt/seed0 --episodes-per-target 4
