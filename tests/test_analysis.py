@@ -200,12 +200,18 @@ def test_behaviour_shapes(centre_out):
         analysis.channel_force(env, ro)
 
 
-def test_lateral_deviation_on_a_synthetic_path(centre_out):
-    _, ro = centre_out
+def line_and_normal(ro):
+    """Each episode's origin -> target vector (B, 2) and the line's counter-clockwise unit normal (B, 2)."""
     ts = ro.final_state.task
     line = ts.target - ts.origin
     e = line / torch.linalg.vector_norm(line, dim=-1, keepdim=True)
-    normal = torch.stack((-e[:, 1], e[:, 0]), dim=-1)
+    return line, torch.stack((-e[:, 1], e[:, 0]), dim=-1)
+
+
+def test_lateral_deviation_on_a_synthetic_path(centre_out):
+    _, ro = centre_out
+    ts = ro.final_state.task
+    line, normal = line_and_normal(ro)
     s = torch.linspace(0, 1.2, ro.hand.shape[0])[:, None, None]
     on_line = ts.origin + s * line
     velocity = torch.zeros_like(on_line)
@@ -222,9 +228,7 @@ def test_lateral_deviation_on_a_synthetic_path(centre_out):
 def test_peak_deviation_keeps_the_sign_of_the_largest_excursion(centre_out):
     _, ro = centre_out
     ts = ro.final_state.task
-    line = ts.target - ts.origin
-    e = line / torch.linalg.vector_norm(line, dim=-1, keepdim=True)
-    normal = torch.stack((-e[:, 1], e[:, 0]), dim=-1)
+    line, normal = line_and_normal(ro)
     s = torch.linspace(0, 1, ro.hand.shape[0])[:, None, None]
     bulge = torch.sin(torch.pi * s) * torch.tensor([0.03, -0.01] * 4)[None, :, None]  # +3 cm or -1 cm midway
     hand = torch.cat((ts.origin + s * line + bulge * normal, torch.zeros_like(bulge).expand(-1, -1, 2)), dim=-1)
