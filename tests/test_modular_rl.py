@@ -84,6 +84,13 @@ def test_modular_output_only_reaches_the_rsl_head():
 
 
 @pytest.mark.parametrize("cls", [RslPPOSettings, RecurrentPPOSettings])
+def test_modular_setting_from_command_line_text(cls):
+    """`mn-gym train --set "modular={'areas': [8, 8], 'dale': True}"` gives the dict."""
+    assert cls.parse({"modular": "{'areas': [8, 8], 'dale': True}"}).modular == {"areas": [8, 8], "dale": True}
+    assert cls.parse({"modular": "None"}).modular is None
+
+
+@pytest.mark.parametrize("cls", [RslPPOSettings, RecurrentPPOSettings])
 def test_bad_modular_settings_are_refused(cls):
     with pytest.raises(ValueError, match=r"unknown key.*'area'"):
         cls(modular={"area": [8]})

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from mn_gym.faces.common import action_to_excitation
 from mn_gym.faces.rsl_rl import OBS_GROUP, RslRlVecEnv
 from mn_gym.files import BadFileError, load_tensors, save_tensors
-from mn_gym.modular import DEFAULT_AREAS, ModularGRU
+from mn_gym.modular import ModularGRU
 from mn_gym.train.common import (
     Clock,
     DivergedError,
@@ -88,11 +88,11 @@ class ModularRNNModel(RNNModel):
                  hidden_dims: tuple[int, ...] | list[int] = (128, 128), activation: str = "elu",
                  obs_normalization: bool = False, distribution_cfg: dict | None = None,
                  modular: dict[str, Any] | None = None) -> None:
-        modular = dict(modular or {})
-        self.latent_dim = ModularGRU.output_size(modular.get("areas", DEFAULT_AREAS), modular.get("output_areas"))
+        core = ModularGRU(self._get_obs_dim(obs, obs_groups, obs_set)[1], **(modular or {}))  # checked first
+        self.latent_dim = core.n_out
         MLPModel.__init__(self, obs, obs_groups, obs_set, output_dim, hidden_dims, activation, obs_normalization,
                           distribution_cfg)
-        self.rnn = _ModularMemory(ModularGRU(self.obs_dim, **modular))
+        self.rnn = _ModularMemory(core)
 
 
 def rsl_config(settings: RslPPOSettings) -> dict[str, Any]:
