@@ -167,7 +167,9 @@ class ModularGRU(nn.Module):
                     nn.init.xavier_uniform_(block)
                     self.weight_inter[rows[:, None], src_cols[None, :]] = block
         self.n_out = self.output_size(areas, output_areas)
-        self._out_cols = torch.cat([torch.arange(areas[a]) + self._offsets[a] for a in self.output_areas]).tolist()
+        cols = torch.cat([torch.arange(areas[a]) + self._offsets[a] for a in self.output_areas]).tolist()
+        contiguous = cols == list(range(cols[0], cols[0] + len(cols)))
+        self._out_cols: slice | list[int] = slice(cols[0], cols[0] + len(cols)) if contiguous else cols
 
     @staticmethod
     def output_size(areas: Sequence[int], output_areas: Sequence[int] | None = None) -> int:
@@ -212,19 +214,19 @@ class ModularGRU(nn.Module):
         """The output areas' current states (..., n_out) of a hidden state (..., n_hidden)."""
         return hidden[..., self._out_cols]
 
-    def step(self, x: Tensor, hidden: Tensor | None = None) -> Tensor:
-        """The hidden state (B, n_hidden) one step on from `hidden` (None: `initial_hidden`) with input x (B, n_in)."""
-        if x.dim() != 2 or x.shape[1] != self.n_in:
-            raise ValueError(f"obs must have shape (B, {self.n_in}), got {tuple(x.shape)}")
+    def _check(self, batch: int, hidden: Tensor | None) -> Tensor:
         if hidden is None:
-            hidden = self.initial_hidden(x.shape[0])
-        if hidden.shape != (x.shape[0], self.n_hidden):
-            raise ValueError(f"hidden must have shape ({x.shape[0]}, {self.n_hidden}), got {tuple(hidden.shape)}")
+            return self.initial_hidden(batch)
+        if hidden.shape != (batch, self.n_hidden):
+            raise ValueError(f"hidden must have shape ({batch}, {self.n_hidden}), got {tuple(hidden.shape)}")
+        return hidden
+
+    def _advance(self, gx: Tensor, hidden: Tensor, w: dict[str, Tensor]) -> Tensor:
+        """One step from `hidden` (B, n_hidden), with the input's gate terms gx = x W_obs^T + b_ih (B, 3N) given."""
         n, k = self.n_units, self.delay_steps
-        w = self.effective_weights()
         h = hidden[:, :n]
         delayed = hidden[:, k * n:(k + 1) * n]  # the states k steps before the current ones
-        gi = x @ w["obs"].T + delayed @ w["inter"].T + self.bias_ih
+        gi = gx + delayed @ w["inter"].T
         gh = h @ w["rec"].T + self.bias_hh
         r = torch.sigmoid(gi[:, :n] + gh[:, :n])
         z = torch.sigmoid(gi[:, n:2 * n] + gh[:, n:2 * n])
@@ -234,15 +236,26 @@ class ModularGRU(nn.Module):
             h_new = h_new + self.hidden_noise * torch.randn_like(h_new)
         return torch.cat([h_new, hidden[:, :k * n]], dim=1)
 
+    def step(self, x: Tensor, hidden: Tensor | None = None) -> Tensor:
+        """The hidden state (B, n_hidden) one step on from `hidden` (None: `initial_hidden`) with input x (B, n_in)."""
+        if x.dim() != 2 or x.shape[1] != self.n_in:
+            raise ValueError(f"obs must have shape (B, {self.n_in}), got {tuple(x.shape)}")
+        hidden = self._check(x.shape[0], hidden)
+        w = self.effective_weights()
+        return self._advance(torch.addmm(self.bias_ih, x, w["obs"].T), hidden, w)
+
     def forward(self, x: Tensor, hidden: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """As a one-layer `torch.nn.GRU`: inputs x (T, B, n_in) from `hidden` (1, B, n_hidden) (None: zeros) ->
-        (the output areas' states (T, B, n_out), the last hidden state (1, B, n_hidden))."""
-        if x.dim() != 3:
+        (the output areas' states (T, B, n_out), the last hidden state (1, B, n_hidden)). The masked weights and
+        the input's gate terms are computed once for the whole sequence."""
+        if x.dim() != 3 or x.shape[2] != self.n_in:
             raise ValueError(f"x must have shape (T, B, {self.n_in}), got {tuple(x.shape)}")
-        h = None if hidden is None else hidden[0]
+        h = self._check(x.shape[1], None if hidden is None else hidden[0])
+        w = self.effective_weights()
+        gx = x @ w["obs"].T + self.bias_ih  # (T, B, 3N)
         outputs = []
-        for x_t in x:
-            h = self.step(x_t, h)
+        for gx_t in gx:
+            h = self._advance(gx_t, h, w)
             outputs.append(self.output(h))
         return torch.stack(outputs), h.unsqueeze(0)
 

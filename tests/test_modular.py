@@ -71,6 +71,21 @@ def test_one_area_is_a_gru_cell():
     torch.testing.assert_close(hidden, cell(obs, h))
 
 
+def test_sequence_forward_is_the_steps():
+    """ModularGRU's nn.GRU-shaped call over (T, B, n_in) gives the output areas' states of stepping one by one."""
+    torch.manual_seed(0)
+    core = mn_gym.ModularGRU(N_OBS, (5, 4, 3), output_areas=(0, 2), delay_steps=2, dale=True)
+    x, h0 = torch.randn(7, 3, N_OBS), torch.randn(1, 3, core.n_hidden)
+    out, last = core(x, h0)
+    h, expected = h0[0], []
+    for x_t in x:
+        h = core.step(x_t, h)
+        expected.append(h[:, [*range(5), *range(9, 12)]])
+    torch.testing.assert_close(out, torch.stack(expected))
+    torch.testing.assert_close(last[0], h)
+    assert core.n_out == 8 and out.shape == (7, 3, 8)
+
+
 def test_bad_arguments_raise():
     for kwargs, match in [({"areas": ()}, "at least one"), ({"areas": (4, 0)}, "areas\\[1\\]"),
                           ({"input_areas": (2,)}, "input_areas"), ({"output_areas": ()}, "output_areas"),
