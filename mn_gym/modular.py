@@ -33,7 +33,8 @@ training mode only (`policy.train()`); `policy.eval()` (the held-out evaluation,
 The areas without the readout are `ModularGRU`, a sequence module with the interface of a one-layer `torch.nn.GRU`
 (`(x (T, B, n_in), hidden (1, B, n_hidden)) -> (output areas' states (T, B, n_out), hidden)`): the memory that
 the RL trainers put in front of their actor and critic heads (`RslPPOSettings(modular=...)`,
-`RecurrentPPOSettings(modular=...)`). `ModularGRUPolicy` is a `ModularGRU` (`.core`) and a sigmoid readout.
+`RecurrentPPOSettings(policy_kwargs={'modular': ...})`). `ModularGRUPolicy` is a `ModularGRU`
+(`.core`) and a sigmoid readout.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """ModularGRU memories in the RL trainers: rsl-rl's PPO (`RslPPOSettings(modular=...)`, `ModularRNNModel`) and
-sb3-contrib's RecurrentPPO (`RecurrentPPOSettings(modular=...)`, `ModularRecurrentPolicy`): the networks hold
-the areas, runs train, evaluate from their folders and resume, Dale's law survives the updates, and bad settings
-are refused by name."""
+sb3-contrib's RecurrentPPO (`RecurrentPPOSettings(policy_kwargs={'modular': ...})`, `ModularRecurrentPolicy`):
+the networks hold the areas, runs train, evaluate from their folders and resume, Dale's law survives the updates,
+and bad settings are refused by name."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ AREAS = {"areas": [6, 4], "delay_steps": 1, "dale": True, "excitatory_fraction":
 SETTINGS = {
     "rsl-ppo": RslPPOSettings(n_envs=16, n_steps=8, hidden_dims=[16], num_mini_batches=2, modular=AREAS),
     "recurrent-ppo": RecurrentPPOSettings(n_envs=8, n_steps=16, batch_size=32, n_epochs=1,
-                                          policy_kwargs={"net_arch": [16]}, modular=AREAS),
+                                          policy_kwargs={"net_arch": [16], "modular": AREAS}),
 }
 
 
@@ -83,22 +83,21 @@ def test_modular_output_only_reaches_the_rsl_head():
     torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("cls", [RslPPOSettings, RecurrentPPOSettings])
-def test_modular_setting_from_command_line_text(cls):
+def test_modular_setting_from_command_line_text():
     """`mn-gym train --set "modular={'areas': [8, 8], 'dale': True}"` gives the dict."""
-    assert cls.parse({"modular": "{'areas': [8, 8], 'dale': True}"}).modular == {"areas": [8, 8], "dale": True}
-    assert cls.parse({"modular": "None"}).modular is None
+    parse = RslPPOSettings.parse
+    assert parse({"modular": "{'areas': [8, 8], 'dale': True}"}).modular == {"areas": [8, 8], "dale": True}
+    assert parse({"modular": "None"}).modular is None
 
 
-@pytest.mark.parametrize("cls", [RslPPOSettings, RecurrentPPOSettings])
-def test_bad_modular_settings_are_refused(cls):
-    with pytest.raises(ValueError, match=r"unknown key.*'area'"):
-        cls(modular={"area": [8]})
+def test_bad_modular_settings_are_refused():
+    for make in (lambda m: RslPPOSettings(modular=m), lambda m: RecurrentPPOSettings(policy_kwargs={"modular": m})):
+        with pytest.raises(ValueError, match=r"unknown key.*'area'"):
+            make({"area": [8]})
     with pytest.raises(ValueError, match="modular must be dict"):
-        cls(modular=[8, 8])
-    if cls is RslPPOSettings:
-        with pytest.raises(ValueError, match="modular and rnn_type 'gru'"):
-            cls(modular={"areas": [8]}, rnn_type="gru")
+        RslPPOSettings(modular=[8, 8])
+    with pytest.raises(ValueError, match="modular and rnn_type 'gru'"):
+        RslPPOSettings(modular={"areas": [8]}, rnn_type="gru")
 
 
 def test_bad_modular_values_are_refused_when_built(tmp_path):

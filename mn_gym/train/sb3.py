@@ -16,8 +16,8 @@ weights-only torch file (`mn_gym.files`) with the agent's state dicts (networks 
 the curve and the clocks. Nothing is pickled: an agent is rebuilt from the run's settings and loaded from its
 state dicts (SB3's own `model.zip` and `VecNormalize.save` pickle, so a shared file could run code).
 SB3's own training scalars and the curve go to `tensorboard/` when TensorBoard is installed.
-SAC resumes with an empty replay buffer (the buffer is not saved). RecurrentPPO with `modular={...}` swaps its
-LSTMs for `mn_gym.ModularGRU` areas (`mn_gym.train.sb3_modular`).
+SAC resumes with an empty replay buffer (the buffer is not saved). RecurrentPPO with
+`policy_kwargs={'modular': {...}}` swaps its LSTMs for `mn_gym.ModularGRU` areas (`mn_gym.train.sb3_modular`).
 """
 
 from __future__ import annotations
@@ -105,11 +105,8 @@ class SB3Policy(nn.Module):
 
 def _build(settings: SB3Settings, venv: Any, **kwargs: Any) -> BaseAlgorithm:
     """A new SB3 agent as `settings` describe it, on `venv` (`kwargs`: seed, device, tensorboard_log)."""
-    modular = getattr(settings, "modular", None)
-    cls, policy = _algorithm(settings.algo, modular=modular is not None)
-    sb3_kwargs = {k: v for k, v in asdict(settings).items() if k not in ("n_envs", "modular")}  # a copy: SB3 edits
-    if modular is not None:                                                                     # policy_kwargs
-        sb3_kwargs["policy_kwargs"]["modular"] = modular
+    sb3_kwargs = {k: v for k, v in asdict(settings).items() if k != "n_envs"}  # a copy: SB3 edits policy_kwargs
+    cls, policy = _algorithm(settings.algo, modular="modular" in sb3_kwargs.get("policy_kwargs", {}))
     return cls(policy, venv, verbose=0, **kwargs, **sb3_kwargs)
 
 

@@ -1,5 +1,5 @@
 """sb3-contrib's RecurrentPPO with `mn_gym.ModularGRU` memories in place of its LSTMs
-(`RecurrentPPOSettings(modular={...})`, used by `mn_gym.train.sb3`).
+(`RecurrentPPOSettings(policy_kwargs={'modular': {...}})`, used by `mn_gym.train.sb3`).
 
 The actor's (and, as configured, the critic's) LSTM becomes a ModularGRU of GRU areas: the features (the
 normalised observation) enter the input areas and the output areas' states feed `net_arch`'s MLP heads. The

@@ -221,15 +221,12 @@ class RecurrentPPOSettings(PPOSettings):
     n_steps: int = field(default=32, metadata=about("steps per lane per rollout", positive=True))
     policy_kwargs: dict[str, Any] = field(
         default_factory=lambda: {"net_arch": [64], "lstm_hidden_size": 64, "log_std_init": -1.0},
-        metadata=about("network: layer sizes after the LSTM, LSTM units, initial log std"))
-    modular: dict[str, Any] | None = field(default=None, metadata=about(
-        "ModularGRU areas as the actor's and the critic's memory instead of the LSTMs (its keyword arguments: "
-        "areas, input_areas, output_areas, connections, delay_steps, dale, excitatory_fraction, hidden_noise); "
-        "the output areas' states feed net_arch; policy_kwargs' lstm_hidden_size is then unused"))
+        metadata=about("network: layer sizes after the LSTM, LSTM units, initial log std; with a 'modular' key "
+                       "(ModularGRU keyword arguments) ModularGRU areas replace the LSTMs"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_modular(self.algo, self.modular)
+        check_modular(self.algo, self.policy_kwargs.get("modular"))
 
 
 @dataclass(frozen=True)
