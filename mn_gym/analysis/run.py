@@ -125,17 +125,17 @@ def _adaptation_analysis(run: dict[str, Any], policies: dict[str, torch.nn.Modul
     k = env.task.params["k"]
     ideal = k * hand_speed(channel["after"])
     numbers: dict[str, Any] = {}
+    forces = {label: channel_force(env, ro) for label, ro in channel.items()}
     for label in policies:
         prefix = "" if label == "after" else f"{label}_"
-        force = channel_force(env, channel[label])
-        numbers[f"{prefix}adaptation_index"] = round(adaptation_index(force, k * hand_speed(channel[label])), 6)
+        numbers[f"{prefix}adaptation_index"] = round(adaptation_index(forces[label],
+                                                                      k * hand_speed(channel[label])), 6)
         numbers[f"{prefix}field_peak_deviation_m"] = round(float(peak_deviation(field[label]).mean()), 6)
     numbers["catch_peak_deviation_m"] = round(float(peak_deviation(catch).mean()), 6)
     angles = _condition_angles(field["after"])
     panels = {f"{label} adaptation, in the field": field[label] for label in policies}
     panels["after adaptation, catch trials (no field)"] = catch
-    profiles = {f"{label} adaptation, channel trials (mean)": channel_force(env, channel[label]).mean(1)
-                for label in policies}
+    profiles = {f"{label} adaptation, channel trials (mean)": forces[label].mean(1) for label in policies}
     written = [
         figures.adaptation_plot(panels, angles, out / "adaptation.png", f"{name}: curl-field adaptation"),
         figures.channel_force_plot(profiles, ideal.mean(1), env.dt, out / "channel_force.png",
